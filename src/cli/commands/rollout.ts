@@ -1,0 +1,135 @@
+/** `arena-deploy rollout [PLAN...]`: move the live fleet to the target plan, one web service at a time. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { CancelledError, RollbackFailedError, RolledBackError } from '../../errors.js';
+import { loadPlan } from '../../plan/load-plan.js';
+import type { Plan } from '../../plan/types.js';
+import { discoverCurrent } from '../../rollout/discover.js';
+import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
+import { checkRollout, executeRollout, type RolloutResult } from '../../rollout/execute-rollout.js';
+import { acquireLock } from '../../rollout/lock.js';
+import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
+import { redactText } from '../../util/redact.js';
+import { stateDir } from '../../util/state-dir.js';
+import { packageRoot } from '../../util/package-root.js';
+import { chooseRenderer, type Context } from '../context.js';
+
+/** The plan used when none is given. */
+export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
+
+/** Flags of `rollout`, parsed. */
+export interface RolloutOptions {
+  readonly files: readonly string[];
+  readonly current?: readonly string[] | undefined;
+  readonly project?: string | undefined;
+  readonly services?: string | undefined;
+  readonly include?: readonly string[] | undefined;
+  readonly parallelism?: number | undefined;
+  readonly delayMs?: number | undefined;
+  readonly monitorMs?: number | undefined;
+  readonly healthTimeoutMs?: number | undefined;
+  readonly force?: boolean | undefined;
+  readonly dryRun?: boolean | undefined;
+  readonly stateDir?: string | undefined;
+  /** Poll interval of health waits; tests shorten it. */
+  readonly pollMs?: number | undefined;
+}
+
+/** Resolves the target files: the flags, else the default plan in the working directory, else the packaged one. */
+export function resolvePlanFiles(files: readonly string[], cwd: string): string[] {
+  if (files.length > 0) return files.map((f) => path.resolve(cwd, f));
+  const local = path.resolve(cwd, DEFAULT_PLAN);
+  return [existsSync(local) ? local : path.join(packageRoot, DEFAULT_PLAN)];
+}
+
+/** Collects the values the plans mark sensitive, so nothing printed shows them. */
+export function registerSecrets(secrets: Set<string>, ...plans: Plan[]): void {
+  for (const p of plans) for (const s of Object.values(p.services)) for (const v of Object.values(s.environment)) if (v.sensitive && v.value) secrets.add(v.value);
+}
+
+/** Runs the rollout command; returns the exit code or throws a typed error. */
+export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promise<number> {
+  const files = resolvePlanFiles(opts.files, ctx.cwd);
+  const target = loadPlan({ files, projectName: opts.project, env: ctx.env });
+  const info = await ctx.engine.ping();
+  await ctx.compose.version();
+  const current = await discoverCurrent(ctx.engine, target.project, opts.current?.map((f) => path.resolve(ctx.cwd, f)), info.endpoint);
+  registerSecrets(ctx.secrets, target, current.plan);
+  const redact = (t: string) => redactText(t, ctx.secrets);
+
+  const targetCompose = { project: target.project, files: target.files, projectDirectory: target.projectDirectory };
+  // compose's own hashes decide what changed; when compose rejects the files, the validate step says so.
+  const targetHashes = await ctx.compose.configHashes(targetCompose).catch(() => undefined);
+  const warnings = await staleCurrentFiles(ctx, current.plan, current.live);
+
+  const policy: RolloutPolicy = {
+    services: opts.services,
+    include: opts.include ?? [],
+    parallelism: opts.parallelism,
+    delayMs: opts.delayMs,
+    monitorMs: opts.monitorMs,
+    healthTimeoutMs: opts.healthTimeoutMs,
+  };
+  const plan = planRollout({ target, current: current.plan, live: current.live, targetHashes, policy });
+  const allWarnings = [...plan.warnings, ...warnings];
+  const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force) };
+
+  if (opts.dryRun) {
+    const notes = await checkRollout(plan, checkDeps);
+    ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
+    return 0;
+  }
+  if (!hasWork(plan)) {
+    await checkRollout(plan, checkDeps);
+    ctx.io.stdout.write(`Nothing to do: every service of ${plan.project} already runs the target config.\n`);
+    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    return 0;
+  }
+
+  const lock = await acquireLock(path.join(stateDir(opts.stateDir, ctx.env), 'locks'), plan.project, plan.targetFiles);
+  let result: RolloutResult;
+  try {
+    ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
+    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    result = await executeRollout(plan, {
+      ...checkDeps,
+      clock: ctx.clock,
+      backupRoot: path.join(stateDir(opts.stateDir, ctx.env), 'backups'),
+      signal: ctx.signal,
+      renderer: chooseRenderer(ctx.io, ctx.env),
+      progress: ctx.io.stderr,
+      redact,
+      pollMs: opts.pollMs,
+    });
+  } finally {
+    await lock.release();
+  }
+  ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  switch (result.outcome) {
+    case 'succeeded':
+      ctx.io.stdout.write(`${redact(result.verdict)}\n`);
+      return 0;
+    case 'rolled-back':
+      throw new RolledBackError(redact(result.verdict));
+    case 'interrupted':
+      throw new CancelledError(redact(result.verdict));
+    case 'rollback-failed':
+      throw new RollbackFailedError(redact(result.verdict), {
+        hints: [
+          'Each service above says which config it is on; `docker compose ps` shows the containers.',
+          result.backupDir ? `The old config is in ${result.backupDir}: \`docker compose -p ${plan.project} --project-directory ${plan.currentProjectDirectory} -f ${result.backupDir}/compose/… up -d --no-deps SERVICE\` restores one service by hand.` : 'No backup was written.',
+        ],
+      });
+  }
+}
+
+/** Warns when the current files on disk no longer describe what the containers run (edited since deployment). */
+async function staleCurrentFiles(ctx: Context, current: Plan, live: readonly { service: string; configHash: string | undefined }[]): Promise<string[]> {
+  const hashes = await ctx.compose.configHashes({ project: current.project, files: current.files, projectDirectory: current.projectDirectory }).catch(() => undefined);
+  if (!hashes) return [];
+  const drifted = [...new Set(live.filter((c) => c.configHash && hashes.get(c.service) && hashes.get(c.service) !== c.configHash).map((c) => c.service))];
+  if (drifted.length === 0) return [];
+  return [
+    `${drifted.join(', ')} ${drifted.length === 1 ? 'runs' : 'run'} a config that differs from ${current.files.join(', ')} as it is on disk now (edited since it was deployed?): the backup and a rollback use the files as they are now.`,
+  ];
+}

@@ -1,0 +1,36 @@
+/** The composition root's product: every dependency a command needs, real in the CLI, fakes in tests. */
+import type { EngineClient } from '../engine/engine-client.js';
+import type { ComposeClient } from '../engine/compose-client.js';
+import type { ProcessRunner } from '../engine/process-runner.js';
+import type { Clock } from '../rollout/health-wait.js';
+import type { RendererKind } from '../rollout/execute-rollout.js';
+
+/** Streams and terminal facts. */
+export interface IO {
+  readonly stdout: NodeJS.WriteStream;
+  readonly stderr: NodeJS.WriteStream;
+  readonly stdoutIsTTY: boolean;
+  readonly stderrIsTTY: boolean;
+}
+
+/** What every command receives. */
+export interface Context {
+  readonly io: IO;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  readonly engine: EngineClient;
+  readonly compose: ComposeClient;
+  readonly runner: ProcessRunner;
+  readonly clock: Clock;
+  readonly debug: boolean;
+  /** Values never to print; commands add the plans' sensitive values. */
+  readonly secrets: Set<string>;
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+}
+
+/** Rich task list on a terminal, timestamped lines in pipes and CI (listr2's own rule, decided once here). */
+export function chooseRenderer(io: IO, env: NodeJS.ProcessEnv): RendererKind {
+  if (env['CI'] === 'true' || env['CI'] === '1' || env['TERM'] === 'dumb') return 'simple';
+  return io.stdoutIsTTY && io.stderrIsTTY ? 'default' : 'simple';
+}

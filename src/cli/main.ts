@@ -1,0 +1,168 @@
+/** The CLI: argv → command, the composition root, and the one place that maps errors to output and exit codes. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { ArenaError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
+import { DockerEngineClient } from '../engine/docker-engine-client.js';
+import { DockerComposeClient } from '../engine/compose-client.js';
+import { ExecaProcessRunner } from '../engine/process-runner.js';
+import { systemClock } from '../rollout/health-wait.js';
+import { redactText } from '../util/redact.js';
+import { packageRoot } from '../util/package-root.js';
+import { collect, durationOption, intOption } from './options.js';
+import type { Context, IO } from './context.js';
+import { DEFAULT_PLAN, rolloutCommand } from './commands/rollout.js';
+import { demoCommand } from './commands/demo.js';
+
+/** Test seam: build the context from parts, or let main build the real one. */
+export interface MainOverrides {
+  readonly io?: IO;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  readonly makeContext?: (base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }) => Context;
+}
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }): Context {
+  const runner = new ExecaProcessRunner(base.debug ? (line) => base.io.stderr.write(`debug: ${line}\n`) : () => {}, () => base.secrets);
+  return { ...base, engine: new DockerEngineClient(base.env), compose: new DockerComposeClient(runner), runner, clock: systemClock };
+}
+
+/** Runs the CLI with argv (without node and script); resolves to the exit code. */
+export async function main(argv: readonly string[], overrides: MainOverrides = {}): Promise<number> {
+  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) };
+  const env = overrides.env ?? process.env;
+  const cwd = overrides.cwd ?? process.cwd();
+  const debug = argv.includes('--debug') || env['ARENA_DEPLOY_DEBUG'] === '1';
+  const secrets = new Set<string>();
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
+      controller.abort();
+    } else {
+      io.stderr.write(`${sig} again: leaving now; the fleet may be part old, part new (see \`docker compose ps\`).\n`);
+      process.exit(ExitCode.interrupted);
+    }
+  };
+  const installSignals = !overrides.io;
+  if (installSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  const make = overrides.makeContext ?? realContext;
+  let ctxCache: Context | undefined;
+  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets }));
+
+  let code: number = ExitCode.ok;
+  const program = new Command('arena-deploy')
+    .description('Rolling deployments for docker compose fleets: back up, validate, update web containers one at a time, watch their health, roll back on failure.')
+    .version(version(), '-V, --version', 'print the version')
+    .option('--debug', 'print every command run and stack traces of errors')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: () => {},
+    });
+
+  program
+    .command('rollout')
+    .description('move the live fleet to the target plan, one web service at a time, rolling back on failure')
+    .argument('[plan...]', `target compose file(s) (default: ${DEFAULT_PLAN})`)
+    .option('-f, --file <file>', 'target compose file; repeatable, merged in order like docker compose -f', collect)
+    .option('--current <file>', 'compose file(s) the fleet runs now (default: from the containers\' labels); repeatable', collect)
+    .option('-p, --project <name>', 'compose project name (default: the plan\'s name, else its folder)')
+    .option('--services <glob>', 'services rolled one at a time (default: x-arena-deploy.services or "web-*"); comma-separated globs')
+    .option('--include <service>', 'also recreate this stateful service (redis…) when it differs; repeatable', collect)
+    .addOption(new Option('--parallelism <n>', 'services updated at once (default: deploy.update_config.parallelism, else 1)').argParser(intOption('--parallelism', 1, 100)))
+    .addOption(new Option('--delay <duration>', 'pause between batches (default: deploy.update_config.delay, else 0s)').argParser(durationOption('--delay')))
+    .addOption(new Option('--monitor <duration>', 'watch each new container this long after it is healthy (default: deploy.update_config.monitor, else 5s)').argParser(durationOption('--monitor')))
+    .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout')))
+    .option('--force', 'start even if current web containers are unhealthy')
+    .option('--dry-run', 'print the steps and the changes per service, change nothing')
+    .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR or ~/.local/state/arena-deploy)')
+    .action(async (plan: string[], o: Record<string, unknown>) => {
+      code = await rolloutCommand(ctx(), {
+        files: [...plan, ...((o['file'] as string[]) ?? [])],
+        current: (o['current'] as string[] | undefined) ?? [],
+        project: o['project'] as string | undefined,
+        services: o['services'] as string | undefined,
+        include: (o['include'] as string[] | undefined) ?? [],
+        parallelism: o['parallelism'] as number | undefined,
+        delayMs: o['delay'] as number | undefined,
+        monitorMs: o['monitor'] as number | undefined,
+        healthTimeoutMs: o['healthTimeout'] as number | undefined,
+        force: Boolean(o['force']),
+        dryRun: Boolean(o['dryRun']),
+        stateDir: o['stateDir'] as string | undefined,
+      });
+    });
+
+  program
+    .command('demo')
+    .description('build the fixture images, start the original twin fleet and roll it out to the optimized twin')
+    .option('--down', 'remove everything the demo created')
+    .option('-p, --project <name>', 'compose project of the demo', 'arena-demo')
+    .option('--state-dir <dir>', 'where backups and locks are kept')
+    .action(async (o: Record<string, unknown>) => {
+      code = await demoCommand(ctx(), { down: Boolean(o['down']), project: o['project'] as string, stateDir: o['stateDir'] as string | undefined });
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    return report(err, io, debug, secrets);
+  } finally {
+    if (installSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}
+
+function report(err: unknown, io: IO, debug: boolean, secrets: Set<string>): number {
+  const say = (s: string) => io.stderr.write(`${redactText(s, secrets)}\n`);
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+    const message = err.message.replace(/^error: /, '');
+    say(`error: ${message}${/\.$/.test(message) ? '' : '.'} See \`arena-deploy --help\`.`);
+    return ExitCode.usage;
+  }
+  if (err instanceof ArenaError) {
+    say(`error: ${err.message}`);
+    for (const h of err.hints) say(`  ${h}`);
+    if (debug) say(stackChain(err));
+    return err instanceof UsageError ? ExitCode.usage : err.exitCode;
+  }
+  if (err instanceof CommandFailedError) {
+    say(`error: ${err.message}${err.firstStderrLine ? `: ${err.firstStderrLine}` : ''}`);
+    if (debug) say(stackChain(err));
+    return ExitCode.failed;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  say(`error: internal error: ${e.message}. This is a bug in arena-deploy; ${debug ? 'please report it with the trace below.' : 'run again with --debug for the stack trace, and report it.'}`);
+  if (debug) say(stackChain(e));
+  return ExitCode.failed;
+}
+
+function stackChain(err: Error): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  while (cur instanceof Error) {
+    parts.push(cur.stack ?? String(cur));
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return parts.join('\ncaused by: ');
+}

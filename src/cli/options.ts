@@ -1,0 +1,27 @@
+/** Parsers for flag values: each throws UsageError with one sentence. */
+import { UsageError } from '../errors.js';
+import { parseDuration } from '../plan/units.js';
+
+/** `--monitor 5s` → 5000. */
+export function durationOption(flag: string) {
+  return (value: string): number => {
+    const ms = parseDuration(value);
+    if (ms === undefined) throw new UsageError(`${flag} "${value}" is not a duration (for example 30s, 1m30s, 500ms).`);
+    if (ms > 24 * 3_600_000) throw new UsageError(`${flag} "${value}" is longer than a day.`);
+    return ms;
+  };
+}
+
+/** `--parallelism 2` → 2, with bounds. */
+export function intOption(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} "${value}" must be a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** Repeatable string flags. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,257 @@
+/** EngineClient backed by dockerode: the only file that imports it. */
+import Docker from 'dockerode';
+import { EngineUnreachableError } from '../errors.js';
+import { Labels } from './labels.js';
+import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, HealthState } from './engine-client.js';
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Describes where the engine is, from DOCKER_HOST or the default socket. */
+export function engineEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+  return env['DOCKER_HOST'] && env['DOCKER_HOST'] !== '' ? env['DOCKER_HOST'] : 'unix:///var/run/docker.sock';
+}
+
+/** The real engine, reached the way the docker CLI would (DOCKER_HOST or the local socket). */
+export class DockerEngineClient implements EngineClient {
+  private readonly endpoint: string;
+  private docker: Docker | undefined;
+
+  constructor(env: NodeJS.ProcessEnv = process.env) {
+    this.endpoint = engineEndpoint(env);
+  }
+
+  private client(): Docker {
+    if (this.docker) return this.docker;
+    let opts: Docker.DockerOptions = { timeout: 0 };
+    const host = this.endpoint;
+    if (host.startsWith('unix://')) opts = { socketPath: host.slice('unix://'.length) };
+    else if (/^(tcp|http|https):\/\//.test(host)) {
+      let url: URL;
+      try {
+        url = new URL(host.replace(/^tcp:/, 'http:'));
+      } catch {
+        throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host.`);
+      }
+      if (!url.hostname) throw new EngineUnreachableError(`DOCKER_HOST "${host}" has no host name: use tcp://host:port.`);
+      opts = { host: url.hostname, port: url.port || '2375', protocol: url.protocol === 'https:' ? 'https' : 'http' };
+    } else if (host.startsWith('ssh://')) {
+      let url: URL;
+      try {
+        url = new URL(host);
+      } catch {
+        throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid ssh address: use ssh://user@host[:port].`);
+      }
+      opts = { protocol: 'ssh', host: url.hostname, port: url.port || '22', username: url.username || undefined } as Docker.DockerOptions;
+    } else {
+      throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host.`);
+    }
+    this.docker = new Docker(opts);
+    return this.docker;
+  }
+
+  private unreachable(err: unknown): Error {
+    if (err instanceof EngineUnreachableError) return err;
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const statusCode = (err as { statusCode?: number } | undefined)?.statusCode;
+    if ((code && CONNECTION_CODES.has(code)) || (err as Error | undefined)?.message?.includes('socket hang up')) {
+      return new EngineUnreachableError(
+        `Cannot reach the Docker engine at ${this.endpoint} (${code ?? 'no answer'}): start it (for example \`sudo dockerd\`, or scripts/start-engine.sh) or point DOCKER_HOST at a running one.`,
+        { cause: err },
+      );
+    }
+    if (statusCode === undefined && err instanceof Error && /timeout/i.test(err.message)) {
+      return new EngineUnreachableError(`The Docker engine at ${this.endpoint} did not answer in time: check that it is running and reachable.`, { cause: err });
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private async call<T>(fn: (d: Docker) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.client());
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+  }
+
+  async ping(): Promise<EngineInfo> {
+    return this.call(async (d) => {
+      await withTimeout(d.ping(), 5000, 'ping');
+      const info = (await withTimeout(d.info(), 10_000, 'info')) as { ServerVersion?: string; NCPU?: number; MemTotal?: number };
+      return { endpoint: this.endpoint, serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
+    });
+  }
+
+  async listProject(project: string): Promise<ContainerSummary[]> {
+    return this.call(async (d) => {
+      const list = await d.listContainers({ all: true, filters: { label: [`${Labels.project}=${project}`] } });
+      return list
+        .filter((c) => c.Labels[Labels.oneoff] !== 'True')
+        .map((c) => {
+          const labels = c.Labels;
+          const status = c.Status ?? '';
+          const health: HealthState = /\(healthy\)/.test(status) ? 'healthy' : /\(unhealthy\)/.test(status) ? 'unhealthy' : /health: starting/.test(status) ? 'starting' : 'none';
+          return {
+            id: c.Id,
+            name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+            project: labels[Labels.project] ?? project,
+            service: labels[Labels.service] ?? '',
+            number: Number(labels[Labels.number] ?? '1'),
+            state: c.State,
+            health,
+            image: c.Image,
+            configHash: labels[Labels.configHash],
+            configFiles: splitFiles(labels[Labels.configFiles]),
+            workingDir: labels[Labels.workingDir],
+          };
+        });
+    });
+  }
+
+  async inspect(id: string): Promise<ContainerDetails> {
+    return this.call(async (d) => {
+      const c = await d.getContainer(id).inspect();
+      const labels = c.Config.Labels ?? {};
+      const state = c.State as Docker.ContainerInspectInfo['State'] & { Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; Start: string }> } };
+      const healthStatus = state.Health?.Status;
+      const health: HealthState = healthStatus === 'healthy' || healthStatus === 'unhealthy' || healthStatus === 'starting' ? healthStatus : 'none';
+      const hc = c.Config.Healthcheck as { Test?: string[] } | undefined;
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ''),
+        project: labels[Labels.project] ?? '',
+        service: labels[Labels.service] ?? '',
+        number: Number(labels[Labels.number] ?? '1'),
+        state: state.Status,
+        health,
+        image: c.Config.Image,
+        configHash: labels[Labels.configHash],
+        configFiles: splitFiles(labels[Labels.configFiles]),
+        workingDir: labels[Labels.workingDir],
+        running: state.Running,
+        restarting: state.Restarting,
+        restartCount: c.RestartCount,
+        exitCode: state.ExitCode,
+        oomKilled: state.OOMKilled,
+        startedAt: state.StartedAt,
+        error: state.Error,
+        healthLog: (state.Health?.Log ?? []).map((p) => ({ exitCode: p.ExitCode, output: p.Output, start: p.Start })),
+        hasHealthcheck: Boolean(hc?.Test && hc.Test.length > 0 && hc.Test[0] !== 'NONE'),
+        memoryLimitBytes: c.HostConfig.Memory ?? 0,
+        nanoCpus: c.HostConfig.NanoCpus ?? 0,
+        cmd: c.Config.Cmd ?? [],
+      };
+    });
+  }
+
+  async inspectRaw(ids: readonly string[]): Promise<unknown[]> {
+    return this.call(async (d) => Promise.all(ids.map((id) => d.getContainer(id).inspect())));
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    return this.call(async (d) => {
+      try {
+        await d.getImage(ref).inspect();
+        return true;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return false;
+        throw err;
+      }
+    });
+  }
+
+  async logsTail(id: string, lines: number): Promise<string> {
+    return this.call(async (d) => {
+      const buf = (await d.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+      return demux(buf);
+    });
+  }
+
+  async *events(project: string, signal: AbortSignal): AsyncIterable<EngineEvent> {
+    const stream = (await this.call((d) =>
+      d.getEvents({ filters: JSON.stringify({ type: ['container'], label: [`${Labels.project}=${project}`] }) } as unknown as { filters: string }),
+    )) as NodeJS.ReadableStream & { destroy?: () => void };
+    const onAbort = () => stream.destroy?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let pending = '';
+    try {
+      for await (const chunk of stream) {
+        pending += chunk.toString();
+        let nl = pending.indexOf('\n');
+        while (nl >= 0) {
+          const line = pending.slice(0, nl).trim();
+          pending = pending.slice(nl + 1);
+          nl = pending.indexOf('\n');
+          if (!line) continue;
+          try {
+            const e = JSON.parse(line) as { Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; timeNano?: number; time?: number };
+            const attrs = e.Actor?.Attributes ?? {};
+            yield {
+              action: e.Action ?? e.status ?? '',
+              containerId: e.Actor?.ID ?? e.id ?? '',
+              service: attrs[Labels.service],
+              exitCode: attrs['exitCode'] === undefined ? undefined : Number(attrs['exitCode']),
+              timeMs: e.timeNano ? Math.round(e.timeNano / 1e6) : (e.time ?? 0) * 1000,
+            };
+          } catch {
+            // A partial or foreign line: skip it, polling covers what it might have said.
+          }
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw this.unreachable(err);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy?.();
+    }
+  }
+
+  async stop(id: string, timeoutS: number): Promise<void> {
+    await this.call(async (d) => {
+      try {
+        await d.getContainer(id).stop({ t: timeoutS });
+      } catch (err) {
+        // 304: already stopped.
+        if ((err as { statusCode?: number }).statusCode !== 304) throw err;
+      }
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.call(async (d) => {
+      try {
+        await d.getContainer(id).remove({ force: true });
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
+    });
+  }
+}
+
+function splitFiles(label: string | undefined): string[] {
+  return label ? label.split(',').filter(Boolean) : [];
+}
+
+/** Docker multiplexes stdout/stderr with 8-byte frame headers when there is no TTY. */
+function demux(buf: Buffer | string): string {
+  if (typeof buf === 'string') return buf;
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const type = buf[i];
+    const size = buf.readUInt32BE(i + 4);
+    if (type !== 0 && type !== 1 && type !== 2) return buf.toString('utf8');
+    out.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return out.length ? Buffer.concat(out).toString('utf8') : buf.toString('utf8');
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`${what} timeout`), { code: 'ETIMEDOUT' })), ms);
+    }),
+  ]);
+}

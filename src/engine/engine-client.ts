@@ -1,0 +1,78 @@
+/** The narrow view of the Docker engine the tool needs; DockerEngineClient is the real one. */
+
+/** The engine's answer to a ping: who it is and how big the host is. */
+export interface EngineInfo {
+  /** What the tool talks to, for messages: `unix:///var/run/docker.sock`, `tcp://…`, `ssh://…`. */
+  readonly endpoint: string;
+  readonly serverVersion: string;
+  readonly ncpu: number;
+  readonly memTotalBytes: number;
+}
+
+/** Docker health as the engine reports it. */
+export type HealthState = 'healthy' | 'unhealthy' | 'starting' | 'none';
+
+/** One container of a compose project, from its labels and state. */
+export interface ContainerSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly project: string;
+  readonly service: string;
+  readonly number: number;
+  readonly state: string;
+  readonly health: HealthState;
+  readonly image: string;
+  readonly configHash: string | undefined;
+  readonly configFiles: readonly string[];
+  readonly workingDir: string | undefined;
+}
+
+/** One probe from the container's health log. */
+export interface HealthProbe {
+  readonly exitCode: number;
+  readonly output: string;
+  readonly start: string;
+}
+
+/** What `docker inspect` says about a container, mapped to what the tool uses. */
+export interface ContainerDetails extends ContainerSummary {
+  readonly running: boolean;
+  readonly restarting: boolean;
+  readonly restartCount: number;
+  readonly exitCode: number;
+  readonly oomKilled: boolean;
+  readonly startedAt: string;
+  readonly error: string;
+  readonly healthLog: readonly HealthProbe[];
+  readonly hasHealthcheck: boolean;
+  readonly memoryLimitBytes: number;
+  readonly nanoCpus: number;
+  readonly cmd: readonly string[];
+}
+
+/** A container event of the project: `health_status: healthy`, `die`, `oom`, `start`, `restart`… */
+export interface EngineEvent {
+  readonly action: string;
+  readonly containerId: string;
+  readonly service: string | undefined;
+  readonly exitCode: number | undefined;
+  readonly timeMs: number;
+}
+
+/** The only door to Docker for observing and for direct container operations. */
+export interface EngineClient {
+  /** Answers or throws EngineUnreachableError. */
+  ping(): Promise<EngineInfo>;
+  /** All containers of a project, stopped ones included, one-off (`run`) containers excluded. */
+  listProject(project: string): Promise<ContainerSummary[]>;
+  inspect(id: string): Promise<ContainerDetails>;
+  /** The raw `docker inspect` JSON of containers, for backups. */
+  inspectRaw(ids: readonly string[]): Promise<unknown[]>;
+  imageExists(ref: string): Promise<boolean>;
+  /** The last lines of a container's output (stdout and stderr). */
+  logsTail(id: string, lines: number): Promise<string>;
+  /** Container events of one project until the signal aborts. */
+  events(project: string, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  stop(id: string, timeoutS: number): Promise<void>;
+  remove(id: string): Promise<void>;
+}

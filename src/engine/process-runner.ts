@@ -1,0 +1,62 @@
+/** Runs child processes with argument arrays: the only importer of execa. */
+import { execa, type ResultPromise } from 'execa';
+import { CommandFailedError } from '../errors.js';
+import { redactArgv } from '../util/redact.js';
+
+/** What a finished command printed. */
+export interface RunResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Receives output as it comes (for long commands whose progress a user should see). */
+  readonly onOutput?: (chunk: string) => void;
+}
+
+/** Runs a program; throws CommandFailedError when it fails. */
+export interface ProcessRunner {
+  run(file: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
+
+/** The real runner; echoes each command through `debug` with secrets redacted. */
+export class ExecaProcessRunner implements ProcessRunner {
+  constructor(
+    private readonly debug: (line: string) => void = () => {},
+    private readonly secrets: () => Iterable<string> = () => [],
+  ) {}
+
+  async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const shown = [file, ...redactArgv(args, this.secrets())];
+    this.debug(`$ ${shown.join(' ')}`);
+    const child: ResultPromise = execa(file, [...args], {
+      reject: false,
+      stdin: 'ignore',
+      timeout: options.timeoutMs,
+      cancelSignal: options.signal,
+      cwd: options.cwd,
+      env: options.env as NodeJS.ProcessEnv | undefined,
+      stripFinalNewline: true,
+    });
+    if (options.onOutput) {
+      const forward = (chunk: Buffer | string) => options.onOutput?.(chunk.toString());
+      child.stdout?.on('data', forward);
+      child.stderr?.on('data', forward);
+    }
+    const result = await child;
+    const stdout = String(result.stdout ?? '');
+    const stderr = String(result.stderr ?? '');
+    if (result.failed) {
+      const exitCode = typeof result.exitCode === 'number' ? result.exitCode : undefined;
+      const reason = result.timedOut ? `timed out after ${options.timeoutMs} ms` : result.isCanceled ? 'was cancelled' : undefined;
+      const err = new CommandFailedError(shown, exitCode, reason ? `${reason}\n${stderr}` : stderr, { cause: result });
+      throw err;
+    }
+    return { stdout, stderr };
+  }
+}

@@ -1,0 +1,106 @@
+/** Compose variable interpolation (`$VAR`, `${VAR}`, `${VAR:-d}`, `${VAR-d}`, `${VAR:?msg}`, `${VAR?msg}`, `${VAR:+alt}`, `${VAR+alt}`, `$$`). Pure. */
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Thrown for `${VAR:?message}` with VAR unset, and for malformed expressions. */
+export class InterpolationError extends Error {}
+
+/** Replaces variables in one string, as compose does for every string value of a file. */
+export function interpolate(text: string, env: Environment): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i];
+    if (ch !== '$') {
+      out += ch;
+      i += 1;
+      continue;
+    }
+    const next = text[i + 1];
+    if (next === '$') {
+      out += '$';
+      i += 2;
+      continue;
+    }
+    if (next === '{') {
+      const end = findClosingBrace(text, i + 2);
+      if (end < 0) throw new InterpolationError(`invalid interpolation format for "${text}": missing "}"`);
+      out += expand(text.slice(i + 2, end), env, text);
+      i = end + 1;
+      continue;
+    }
+    const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1));
+    if (m) {
+      out += env[m[0]] ?? '';
+      i += 1 + m[0].length;
+      continue;
+    }
+    out += ch;
+    i += 1;
+  }
+  return out;
+}
+
+function findClosingBrace(text: string, from: number): number {
+  let depth = 1;
+  for (let j = from; j < text.length; j += 1) {
+    if (text[j] === '{') depth += 1;
+    else if (text[j] === '}') {
+      depth -= 1;
+      if (depth === 0) return j;
+    }
+  }
+  return -1;
+}
+
+function expand(body: string, env: Environment, whole: string): string {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([\s\S]*))?$/.exec(body);
+  if (!m) throw new InterpolationError(`invalid interpolation format for "${whole}": "\${${body}}"`);
+  const name = m[1] as string;
+  const op = m[2];
+  const arg = m[3] ?? '';
+  const value = env[name];
+  const set = value !== undefined;
+  const nonEmpty = set && value !== '';
+  switch (op) {
+    case undefined:
+      return value ?? '';
+    case ':-':
+      return nonEmpty ? (value as string) : interpolate(arg, env);
+    case '-':
+      return set ? (value as string) : interpolate(arg, env);
+    case ':+':
+      return nonEmpty ? interpolate(arg, env) : '';
+    case '+':
+      return set ? interpolate(arg, env) : '';
+    case ':?':
+      if (!nonEmpty) throw new InterpolationError(`required variable ${name} is missing a value${arg ? `: ${arg}` : ''}`);
+      return value as string;
+    case '?':
+      if (!set) throw new InterpolationError(`required variable ${name} is missing a value${arg ? `: ${arg}` : ''}`);
+      return value as string;
+    default:
+      throw new InterpolationError(`invalid interpolation format for "${whole}"`);
+  }
+}
+
+/** Parses a compose `.env` / `env_file` text into key/value pairs (comments, `export`, quotes). */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2] as string;
+    if ((value.startsWith('"') && value.endsWith('"') && value.length >= 2) || (value.startsWith("'") && value.endsWith("'") && value.length >= 2)) {
+      const quote = value[0];
+      value = value.slice(1, -1);
+      if (quote === '"') value = value.replace(/\\n/g, '\n').replace(/\\"/g, '"');
+    } else {
+      value = value.replace(/\s+#.*$/, '');
+    }
+    out[m[1] as string] = value;
+  }
+  return out;
+}

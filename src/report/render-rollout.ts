@@ -1,0 +1,62 @@
+/** Human renderings of a rollout: the dry run (the planner's steps) and the summary after a run. */
+import { formatDuration, formatElapsed } from '../plan/units.js';
+import { summarizeChanges } from '../plan/diff-services.js';
+import type { RolloutPlan, Step } from '../rollout/plan-rollout.js';
+import type { RolloutResult } from '../rollout/execute-rollout.js';
+import { renderTable } from './table.js';
+
+function describeStep(step: Step): string[] {
+  switch (step.kind) {
+    case 'validate':
+      return ['validate: docker compose config --quiet, same compose project, images present on the engine'];
+    case 'preflight':
+      return [`preflight: ${step.services.length ? step.services.join(', ') : 'no rolled service'} must be running and not unhealthy`];
+    case 'backup':
+      return ['backup: current compose files, the files they reference, docker inspect of the project, sha256 manifest'];
+    case 'pause':
+      return [`pause ${formatDuration(step.ms)}`];
+    case 'update':
+      return step.updates.map(
+        (u) =>
+          `${step.updates.length > 1 ? `batch ${step.batch}: ` : ''}${u.action} ${u.service} → wait ${u.waitFor} (deadline ${formatDuration(u.healthDeadlineMs)}) → monitor ${formatDuration(u.monitorMs)}`,
+      );
+    case 'retire':
+      return [`retire ${step.service}: stop (grace ${step.stopTimeoutS}s) and remove ${step.containerIds.length} container(s)`];
+    case 'verify':
+      return [`verify: ${step.services.length} services running and healthy, nothing left of retired ones`];
+  }
+}
+
+/** The dry run: what changes per service, then the ordered steps the executor would run. */
+export function renderDryRun(plan: RolloutPlan, checks: readonly string[]): string {
+  const out: string[] = [];
+  out.push(`Rollout plan for compose project "${plan.project}" (dry run: nothing is changed)`);
+  out.push(`  current: ${plan.currentFiles.join(', ')}`);
+  out.push(`  target:  ${plan.targetFiles.join(', ')}`);
+  out.push('');
+  out.push(
+    renderTable(
+      ['SERVICE', 'ACTION', 'CHANGES'],
+      plan.services.map((s) => [s.service, s.role === 'stateful' ? 'keep (stateful)' : s.action, s.role === 'retired' ? 'not in the target: stopped and removed' : s.role === 'unchanged' ? 'no change' : summarizeChanges(s.changes, 8)]),
+    ),
+  );
+  out.push('');
+  out.push('Steps:');
+  let n = 0;
+  for (const step of plan.steps) for (const line of describeStep(step)) out.push(`  ${String(++n).padStart(2)}. ${line}`);
+  if (plan.warnings.length || checks.length) {
+    out.push('');
+    out.push('Warnings:');
+    for (const w of [...plan.warnings, ...checks]) out.push(`  - ${w}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The summary table after a run, then its verdict. */
+export function renderSummary(result: RolloutResult): string {
+  const rows = result.services.map((s) => [s.service, s.change, s.timeToHealthyMs === undefined ? '-' : formatElapsed(s.timeToHealthyMs), s.result]);
+  const lines = [renderTable(['SERVICE', 'CHANGE', 'HEALTHY AFTER', 'RESULT'], rows), ''];
+  if (result.backupDir) lines.push(`Backup: ${result.backupDir}`);
+  lines.push(`Took ${formatElapsed(result.durationMs)}.`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,381 @@
+/** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
+import path from 'node:path';
+import { Listr, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { ArenaError, CancelledError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
+import type { ComposeClient } from '../engine/compose-client.js';
+import type { ComposeTarget } from '../engine/compose-commands.js';
+import type { ContainerSummary, EngineClient } from '../engine/engine-client.js';
+import { createBackup, type Backup } from '../backup/create-backup.js';
+import type { Plan } from '../plan/types.js';
+import { summarizeChanges } from '../plan/diff-services.js';
+import { formatElapsed } from '../plan/units.js';
+import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
+import { describeFailure, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
+
+/** How progress is shown: rich on a terminal, timestamped lines otherwise, nothing in tests. */
+export type RendererKind = 'default' | 'simple' | 'silent';
+
+/** Everything the executor needs, wired by the CLI. */
+export interface ExecuteDeps {
+  readonly engine: EngineClient;
+  readonly compose: ComposeClient;
+  readonly clock: Clock;
+  readonly target: Plan;
+  readonly current: Plan;
+  readonly live: readonly ContainerSummary[];
+  readonly backupRoot: string;
+  readonly force: boolean;
+  readonly signal: AbortSignal;
+  readonly renderer: RendererKind;
+  /** Where progress and failure details go (stderr). */
+  readonly progress: NodeJS.WriteStream;
+  readonly redact: (text: string) => string;
+  /** Poll interval of health waits (1 s; tests use less). */
+  readonly pollMs?: number;
+}
+
+/** Which config a service is on after the run. */
+export type ConfigState = 'new' | 'old' | 'gone' | 'unknown';
+
+/** One row of the summary table. */
+export interface ServiceResult {
+  readonly service: string;
+  readonly change: string;
+  readonly timeToHealthyMs: number | undefined;
+  readonly result: string;
+  readonly config: ConfigState;
+}
+
+/** What a rollout did. */
+export interface RolloutResult {
+  readonly outcome: 'succeeded' | 'rolled-back' | 'rollback-failed' | 'interrupted';
+  readonly verdict: string;
+  readonly services: readonly ServiceResult[];
+  readonly backupDir: string | undefined;
+  readonly failure: { readonly service: string | undefined; readonly message: string; readonly details: readonly string[] } | undefined;
+  readonly rollbackErrors: readonly string[];
+  readonly durationMs: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type TaskW = ListrTaskWrapper<any, any, any>;
+
+interface Change {
+  readonly service: string;
+  readonly kind: 'updated' | 'created' | 'retired';
+}
+
+interface RowState {
+  change: string;
+  timeToHealthyMs: number | undefined;
+  result: string;
+  config: ConfigState;
+}
+
+/** Performs the validate and preflight steps only: the read-only part, also run by --dry-run. */
+export async function checkRollout(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current' | 'live' | 'force'>): Promise<string[]> {
+  const notes: string[] = [];
+  await validateTarget(plan, deps);
+  notes.push(...preflight(plan, deps));
+  return notes;
+}
+
+async function validateTarget(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current'>): Promise<void> {
+  await deps.compose.validate(targetOf(plan));
+  if (deps.current.project !== deps.target.project) {
+    throw new ValidationError(`The target plan belongs to compose project "${deps.target.project}" but the current deployment is project "${deps.current.project}": pass --project to choose one.`);
+  }
+  const needed = new Map<string, string>();
+  for (const step of plan.steps) {
+    if (step.kind !== 'update') continue;
+    for (const u of step.updates) {
+      const svc = deps.target.services[u.service];
+      if (!svc) continue;
+      needed.set(svc.image ?? `${plan.project}-${u.service}`, u.service);
+    }
+  }
+  const missing: string[] = [];
+  for (const [image, service] of needed) if (!(await deps.engine.imageExists(image))) missing.push(`${image} (${service})`);
+  if (missing.length) {
+    throw new ValidationError(`The engine does not have ${missing.length === 1 ? 'the image' : 'the images'} ${missing.join(', ')}: build or load ${missing.length === 1 ? 'it' : 'them'} first (no image is pulled during a rollout).`);
+  }
+}
+
+function preflight(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'live' | 'force'>): string[] {
+  const step = plan.steps.find((s): s is Extract<Step, { kind: 'preflight' }> => s.kind === 'preflight');
+  const bad = deps.live
+    .filter((c) => step?.services.includes(c.service))
+    .filter((c) => c.state !== 'running' || c.health === 'unhealthy')
+    .map((c) => `${c.service} (${c.state === 'running' ? c.health : c.state})`);
+  if (bad.length === 0) return [];
+  if (deps.force) return [`--force: starting although ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not healthy`];
+  throw new PreflightError(`The current fleet is not healthy: ${bad.join(', ')}. Fix it first, or pass --force to roll out anyway.`);
+}
+
+function targetOf(plan: RolloutPlan): ComposeTarget {
+  return { project: plan.project, files: plan.targetFiles, projectDirectory: plan.targetProjectDirectory };
+}
+
+/** Runs the plan; never throws for a failed rollout, it returns what happened (the CLI maps it to an exit code). */
+export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Promise<RolloutResult> {
+  const started = deps.clock.now();
+  const events = new ProjectEvents(deps.engine, plan.project);
+  const changed: Change[] = [];
+  const rows = new Map<string, RowState>();
+  for (const d of plan.services) {
+    rows.set(d.service, {
+      change: d.role === 'retired' ? 'retire' : d.role === 'unchanged' ? 'no change' : summarizeChanges(d.changes, 4),
+      timeToHealthyMs: undefined,
+      result: d.role === 'unchanged' ? 'unchanged' : d.role === 'stateful' ? 'kept (stateful, differs)' : 'not started',
+      config: d.role === 'unchanged' ? 'new' : d.role === 'added' ? 'gone' : 'old',
+    });
+  }
+  const row = (s: string) => rows.get(s) as RowState;
+  let backup: Backup | undefined;
+  let failedService: string | undefined;
+  let failedContainer: string | undefined;
+
+  const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
+    const t0 = deps.clock.now();
+    task.output = u.action === 'create' ? 'creating' : 'recreating';
+    changed.push({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
+    row(u.service).result = 'failed';
+    row(u.service).config = 'unknown';
+    failedService = u.service;
+    await deps.compose.recreate(targetOf(plan), [u.service], deps.signal);
+    row(u.service).config = 'new';
+    const containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
+    if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
+    for (const c of containers) {
+      failedContainer = c.id;
+      task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+      await waitForHealthy(deps.engine, events, deps.clock, {
+        service: u.service,
+        containerId: c.id,
+        waitFor: u.waitFor,
+        deadlineMs: u.healthDeadlineMs,
+        signal: deps.signal,
+        pollMs: deps.pollMs,
+        onStatus: (s) => {
+          task.output = `${s} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+        },
+      });
+    }
+    const healthyAfter = deps.clock.now() - t0;
+    row(u.service).timeToHealthyMs = healthyAfter;
+    if (u.monitorMs > 0) {
+      task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
+      for (const c of containers) {
+        failedContainer = c.id;
+        await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+      }
+    }
+    row(u.service).result = u.action === 'create' ? 'created' : 'updated';
+    failedService = undefined;
+    failedContainer = undefined;
+    task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
+  };
+
+  const taskFor = (step: Step): ListrTask => {
+    switch (step.kind) {
+      case 'validate':
+        return { title: step.title, task: async () => validateTarget(plan, deps) };
+      case 'preflight':
+        return {
+          title: step.title,
+          task: async (_ctx, task) => {
+            const notes = preflight(plan, deps);
+            task.title = notes.length ? `${step.title}: ${notes.join('; ')}` : `${step.title}: ${step.services.length} rolled service(s) healthy`;
+          },
+        };
+      case 'backup':
+        return {
+          title: step.title,
+          task: async (_ctx, task) => {
+            backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids) });
+            task.title = `Backed up the current config to ${backup.dir}`;
+          },
+        };
+      case 'pause':
+        return { title: step.title, task: async () => deps.clock.sleep(step.ms, deps.signal) };
+      case 'update':
+        return {
+          title: step.title,
+          task: (_ctx, task) =>
+            task.newListr(
+              step.updates.map((u) => ({ title: `${u.service}: ${summarizeChanges(u.changes, 3)}`, task: async (_c: unknown, t: TaskW) => updateOne(u, t) })),
+              { concurrent: step.updates.length > 1, exitOnError: true },
+            ),
+        };
+      case 'retire':
+        return {
+          title: step.title,
+          task: async (_ctx, task) => {
+            changed.push({ service: step.service, kind: 'retired' });
+            failedService = step.service;
+            for (const id of step.containerIds) {
+              task.output = `stopping ${id.slice(0, 12)} (grace ${step.stopTimeoutS}s)`;
+              await deps.engine.stop(id, step.stopTimeoutS);
+              await deps.engine.remove(id);
+            }
+            failedService = undefined;
+            row(step.service).result = 'retired';
+            row(step.service).config = 'gone';
+            task.title = `Retired ${step.service}`;
+          },
+        };
+      case 'verify':
+        return {
+          title: step.title,
+          task: async (_ctx, task) => {
+            const now = await deps.engine.listProject(plan.project);
+            const problems: string[] = [];
+            for (const name of step.services) {
+              const cs = now.filter((c) => c.service === name);
+              if (cs.length === 0) problems.push(`${name} has no container`);
+              for (const c of cs) if (c.state !== 'running' || c.health === 'unhealthy') problems.push(`${name} is ${c.state === 'running' ? c.health : c.state}`);
+            }
+            for (const c of now) if (!plan.services.some((d) => d.service === c.service && d.role !== 'retired')) problems.push(`${c.service} is still there`);
+            if (problems.length) throw new ValidationError(`The fleet is not as planned after the rollout: ${problems.join(', ')}.`);
+            task.title = `Verified: ${step.services.length} services running${now.some((c) => c.health === 'healthy') ? ', health checks passing' : ''}`;
+          },
+        };
+    }
+  };
+
+  const listr = new Listr(plan.steps.map(taskFor), listrOptions(deps));
+  let failure: RolloutResult['failure'];
+  let interrupted = false;
+  try {
+    await listr.run();
+  } catch (err) {
+    interrupted = err instanceof CancelledError || deps.signal.aborted;
+    const message = err instanceof Error ? err.message : String(err);
+    const details = failedContainer ? await describeFailure(deps.engine, failedContainer, deps.redact) : [];
+    failure = { service: failedService, message: deps.redact(message), details };
+    if (!(err instanceof HealthCheckError) && !(err instanceof ArenaError) && !(err instanceof CancelledError)) failure = { ...failure, details: [...details] };
+  }
+
+  const rollbackErrors: string[] = [];
+  if (failure) {
+    deps.progress.write(`\n${failure.service ? `${failure.service} failed` : 'The rollout failed'}: ${failure.message}\n`);
+    for (const l of failure.details) deps.progress.write(`  ${l}\n`);
+    if (changed.length > 0) {
+      if (!backup) rollbackErrors.push('no backup was written, so nothing can be restored');
+      else rollbackErrors.push(...(await rollBack(changed, backup, deps, events, plan, rows)));
+    }
+  }
+  events.close();
+  const services = [...rows.entries()]
+    .sort(([a], [b]) => naturalCompare(a, b))
+    .map(([service, r]) => ({ service, change: r.change, timeToHealthyMs: r.timeToHealthyMs, result: r.result, config: r.config }));
+  const outcome: RolloutResult['outcome'] = !failure ? 'succeeded' : rollbackErrors.length ? 'rollback-failed' : interrupted ? 'interrupted' : 'rolled-back';
+  return {
+    outcome,
+    verdict: verdictOf(outcome, plan, services, failure, rollbackErrors),
+    services,
+    backupDir: backup?.dir,
+    failure,
+    rollbackErrors,
+    durationMs: deps.clock.now() - started,
+  };
+}
+
+async function rollBack(changed: readonly Change[], backup: Backup, deps: ExecuteDeps, events: ProjectEvents, plan: RolloutPlan, rows: Map<string, RowState>): Promise<string[]> {
+  const errors: string[] = [];
+  // A rollback runs to the end even when the rollout was interrupted.
+  const signal = new AbortController().signal;
+  const restoreTarget: ComposeTarget = {
+    project: plan.project,
+    files: backup.manifest.composeFiles.map((f) => path.join(backup.dir, f.stored)),
+    projectDirectory: backup.manifest.projectDirectory,
+  };
+  const tasks: ListrTask[] = [...changed].reverse().map((c) => ({
+    title: `${c.service}: ${c.kind === 'created' ? 'remove (new in the target)' : 'restore from the backup'}`,
+    task: async (_ctx: unknown, task: TaskW) => {
+      const r = rows.get(c.service) as RowState;
+      try {
+        if (c.kind === 'created') {
+          for (const ct of (await deps.engine.listProject(plan.project)).filter((x) => x.service === c.service)) {
+            await deps.engine.stop(ct.id, 10);
+            await deps.engine.remove(ct.id);
+          }
+          r.result = 'removed (rolled back)';
+          r.config = 'gone';
+          task.title = `${c.service}: removed`;
+          return;
+        }
+        await deps.compose.recreate(restoreTarget, [c.service], signal);
+        const svc = deps.current.services[c.service];
+        const deadline = (svc && healthDeadlineMs(svc)) ?? 60_000;
+        const t0 = deps.clock.now();
+        for (const ct of (await deps.engine.listProject(plan.project)).filter((x) => x.service === c.service)) {
+          await waitForHealthy(deps.engine, events, deps.clock, { service: c.service, containerId: ct.id, waitFor: svc?.healthcheck ? 'healthy' : 'running', deadlineMs: deadline, pollMs: deps.pollMs });
+        }
+        r.result = 'rolled back';
+        r.config = 'old';
+        task.title = `${c.service}: restored, healthy after ${formatElapsed(deps.clock.now() - t0)}`;
+      } catch (err) {
+        r.result = 'rollback failed';
+        r.config = 'unknown';
+        errors.push(`${c.service}: ${deps.redact(err instanceof Error ? err.message : String(err))}`);
+        throw err;
+      }
+    },
+    exitOnError: false,
+  }));
+  deps.progress.write('\nRolling back, newest change first:\n');
+  try {
+    await new Listr(tasks, { ...listrOptions(deps), exitOnError: false }).run();
+  } catch {
+    // Each task recorded its own error.
+  }
+  return errors;
+}
+
+function listrOptions(deps: ExecuteDeps) {
+  const processOutput = new ProcessOutput(deps.progress, deps.progress, { dump: [], leaveEmptyLine: false });
+  return {
+    exitOnError: true,
+    renderer: deps.renderer,
+    rendererOptions: deps.renderer === 'default'
+      ? { collapseSubtasks: false, showErrorMessage: true, formatOutput: 'wrap' as const, processOutput }
+      : deps.renderer === 'simple'
+        ? { timestamp: PRESET_TIMESTAMP, processOutput }
+        : {},
+    collectErrors: false as const,
+    registerSignalListeners: false,
+  };
+}
+
+function names(list: readonly string[]): string {
+  if (list.length <= 3) return list.join(', ');
+  return `${list[0]}…${list[list.length - 1]} (${list.length})`;
+}
+
+/** The one-line verdict: what happened and which services run which config. */
+export function verdictOf(
+  outcome: RolloutResult['outcome'],
+  plan: RolloutPlan,
+  services: readonly ServiceResult[],
+  failure: RolloutResult['failure'],
+  rollbackErrors: readonly string[],
+): string {
+  const by = (pred: (s: ServiceResult) => boolean) => services.filter(pred).map((s) => s.service);
+  if (outcome === 'succeeded') {
+    const updated = by((s) => s.result === 'updated' || s.result === 'created');
+    const retired = by((s) => s.result === 'retired');
+    const kept = by((s) => s.result.startsWith('kept'));
+    if (updated.length === 0 && retired.length === 0) return `Nothing to do: every service of ${plan.project} already runs the target config${kept.length ? ` (${names(kept)} differs but is stateful and was left alone)` : ''}.`;
+    return `Rolled out ${plan.project}: ${updated.length ? `${names(updated)} on the new config` : 'no service recreated'}${retired.length ? `, ${names(retired)} retired` : ''}${kept.length ? `, ${names(kept)} left alone (stateful)` : ''}.`;
+  }
+  const why = failure ? `${failure.service ?? 'the rollout'}: ${failure.message}` : 'unknown failure';
+  if (outcome === 'rollback-failed') {
+    const newOnes = by((s) => s.config === 'new' && s.result !== 'unchanged');
+    const unknown = by((s) => s.config === 'unknown');
+    return `Rollback failed after ${why}. ${unknown.length ? `${names(unknown)} in an unknown state` : ''}${newOnes.length ? `${unknown.length ? ', ' : ''}${names(newOnes)} on the NEW config` : ''}; the rest on the old config. A person must look: ${rollbackErrors.join('; ')}.`;
+  }
+  const restored = by((s) => s.result === 'rolled back' || s.result === 'removed (rolled back)');
+  const head = outcome === 'interrupted' ? 'Interrupted' : 'Rolled back';
+  return `${head}: ${why}. ${restored.length ? `${names(restored)} restored from the backup; ` : ''}every service of ${plan.project} is on the old config.`;
+}

@@ -1,0 +1,206 @@
+/** Waiting for a container to be healthy and watching it afterwards: engine events first, polling as the fallback. */
+import { CancelledError, HealthCheckError } from '../errors.js';
+import type { ContainerDetails, EngineClient, EngineEvent } from '../engine/engine-client.js';
+import { formatElapsed } from '../plan/units.js';
+
+/** The clock and sleep a wait uses; injectable so tests take milliseconds. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Real time. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        signal?.removeEventListener('abort', done);
+        clearTimeout(timer);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};
+
+/** Collects a project's container events for the whole rollout so none is missed between `up` and a wait. */
+export class ProjectEvents {
+  private readonly seen: EngineEvent[] = [];
+  private wake: Array<() => void> = [];
+  private readonly controller = new AbortController();
+  private failed = false;
+
+  /** Subscribes now; events are kept until close(). */
+  constructor(engine: EngineClient, project: string) {
+    void (async () => {
+      try {
+        for await (const e of engine.events(project, this.controller.signal)) {
+          this.seen.push(e);
+          this.notify();
+        }
+      } catch {
+        // The stream broke: polling alone carries on.
+        this.failed = true;
+      }
+    })();
+  }
+
+  /** Whether the event stream broke (the waits then rely on polling). */
+  get degraded(): boolean {
+    return this.failed;
+  }
+
+  /** Events for one container from position `from` on. */
+  since(containerId: string, from: number): EngineEvent[] {
+    return this.seen.slice(from).filter((e) => e.containerId === containerId);
+  }
+
+  /** The current position in the stream. */
+  get position(): number {
+    return this.seen.length;
+  }
+
+  /** Resolves at the next event or after `ms`. */
+  next(ms: number, clock: Clock, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const ctl = new AbortController();
+      const done = () => {
+        ctl.abort();
+        resolve();
+      };
+      this.wake.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+      void clock.sleep(ms, ctl.signal).then(done);
+    });
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = [];
+    for (const f of w) f();
+  }
+
+  close(): void {
+    this.controller.abort();
+    this.notify();
+  }
+}
+
+/** What to wait for. */
+export interface WaitOptions {
+  readonly service: string;
+  readonly containerId: string;
+  readonly waitFor: 'healthy' | 'running';
+  readonly deadlineMs: number;
+  readonly pollMs?: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly onStatus?: (text: string) => void;
+}
+
+/** Waits until the container is healthy (or running, without a health check); returns the time it took. */
+export async function waitForHealthy(engine: EngineClient, events: ProjectEvents, clock: Clock, opts: WaitOptions): Promise<number> {
+  const start = clock.now();
+  const pollMs = opts.pollMs ?? 1000;
+  let cursor = 0;
+  let lastHealth = '';
+  for (;;) {
+    if (opts.signal?.aborted) throw new CancelledError(`Interrupted while waiting for ${opts.service} to become ${opts.waitFor}.`);
+    const elapsed = clock.now() - start;
+    // Events first: they say it the moment Docker knows.
+    for (const e of events.since(opts.containerId, cursor)) {
+      if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') return clock.now() - start;
+      if (e.action === 'health_status: unhealthy') throw unhealthy(opts, clock.now() - start);
+      if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory ${formatElapsed(clock.now() - start)} after it was started`);
+      if (e.action === 'die') throw exited(opts, clock.now() - start, e.exitCode);
+    }
+    cursor = events.position;
+    // Then the engine's own view: covers a broken event stream and events from before the subscription.
+    const d = await engine.inspect(opts.containerId);
+    if (d.oomKilled) throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} was killed for running out of memory (OOMKilled) ${formatElapsed(clock.now() - start)} after it was started`);
+    if (!d.running || d.restarting) {
+      if (d.restarting || d.restartCount > 0) throw new HealthCheckError('restarted', opts.service, clock.now() - start, `${opts.service} exited with code ${d.exitCode} and is restarting (restart count ${d.restartCount})`);
+      if (d.state !== 'created') throw exited(opts, clock.now() - start, d.exitCode);
+    }
+    if (opts.waitFor === 'running' && d.running) return clock.now() - start;
+    if (opts.waitFor === 'healthy' && !d.hasHealthcheck && d.running) return clock.now() - start;
+    if (d.health === 'healthy') return clock.now() - start;
+    if (d.health === 'unhealthy') throw unhealthy(opts, clock.now() - start);
+    if (d.health !== lastHealth) {
+      lastHealth = d.health;
+      opts.onStatus?.(`health: ${d.health}`);
+    }
+    if (elapsed >= opts.deadlineMs) {
+      throw new HealthCheckError('timeout', opts.service, elapsed, `${opts.service} was not ${opts.waitFor} within its deadline of ${formatElapsed(opts.deadlineMs)} (health still "${d.health}")`);
+    }
+    await events.next(Math.min(pollMs, Math.max(opts.deadlineMs - elapsed, 1)), clock, opts.signal);
+  }
+}
+
+/** Watches a healthy container for `windowMs`: a die, an oom, a restart or a turn to unhealthy is a failure. */
+export async function monitorContainer(
+  engine: EngineClient,
+  events: ProjectEvents,
+  clock: Clock,
+  opts: { service: string; containerId: string; windowMs: number; pollMs?: number; signal?: AbortSignal | undefined },
+): Promise<void> {
+  const start = clock.now();
+  const first = await engine.inspect(opts.containerId);
+  const cursor = events.position;
+  const check = (d: ContainerDetails): void => {
+    const t = clock.now() - start;
+    const tail = `during the ${formatElapsed(opts.windowMs)} monitor window`;
+    if (d.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled) ${tail}`);
+    if (d.restartCount > first.restartCount || d.restarting) throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted (restart count ${first.restartCount} → ${d.restartCount}, last exit code ${d.exitCode}) ${tail}`);
+    if (!d.running) throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${d.exitCode} ${tail}`);
+    if (d.health === 'unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy ${tail}`);
+  };
+  for (;;) {
+    if (opts.signal?.aborted) throw new CancelledError(`Interrupted while monitoring ${opts.service}.`);
+    for (const e of events.since(opts.containerId, cursor)) {
+      const t = clock.now() - start;
+      if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (an oom event) during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'die') throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'} during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'restart') throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'health_status: unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy during the ${formatElapsed(opts.windowMs)} monitor window`);
+    }
+    const elapsed = clock.now() - start;
+    check(await engine.inspect(opts.containerId));
+    if (elapsed >= opts.windowMs) return;
+    await events.next(Math.min(opts.pollMs ?? 1000, opts.windowMs - elapsed), clock, opts.signal);
+  }
+}
+
+function unhealthy(opts: WaitOptions, elapsedMs: number): HealthCheckError {
+  return new HealthCheckError('unhealthy', opts.service, elapsedMs, `${opts.service} became unhealthy ${formatElapsed(elapsedMs)} after it was started`);
+}
+
+function exited(opts: WaitOptions, elapsedMs: number, exitCode: number | undefined): HealthCheckError {
+  return new HealthCheckError('exited', opts.service, elapsedMs, `${opts.service} exited with code ${exitCode ?? 'unknown'} ${formatElapsed(elapsedMs)} after it was started`);
+}
+
+/** Lines that say why a container failed: its health log's last probes, exit code, OOMKilled and its last log lines. */
+export async function describeFailure(engine: EngineClient, containerId: string, redact: (s: string) => string): Promise<string[]> {
+  const lines: string[] = [];
+  try {
+    const d = await engine.inspect(containerId);
+    lines.push(`container ${d.name} (${d.id.slice(0, 12)}): state ${d.state}, exit code ${d.exitCode}, OOMKilled ${d.oomKilled}, restarts ${d.restartCount}${d.error ? `, error: ${d.error}` : ''}`);
+    const probes = d.healthLog.slice(-3);
+    if (probes.length) {
+      lines.push('last health probes:');
+      for (const p of probes) lines.push(`  ${p.start.slice(11, 23)} exit ${p.exitCode}: ${redact(p.output.trim().replace(/\s+/g, ' ').slice(0, 200)) || '(no output)'}`);
+    }
+  } catch (err) {
+    lines.push(`(cannot inspect the container: ${(err as Error).message})`);
+  }
+  try {
+    const logs = (await engine.logsTail(containerId, 20)).trimEnd();
+    if (logs) {
+      lines.push('last 20 log lines:');
+      for (const l of logs.split('\n')) lines.push(`  ${redact(l)}`);
+    }
+  } catch {
+    // The container may already be gone.
+  }
+  return lines;
+}

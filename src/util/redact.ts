@@ -1,0 +1,30 @@
+/** Keeping secrets out of everything the tool prints. */
+
+const SECRET_KEY = /(SECRET|PASSW(OR)?D|PASSWD|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL|AUTH|SESSION_KEY|DSN)/i;
+
+/** Whether an environment variable's name looks like it holds a secret. */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
+/** The placeholder printed instead of a secret value. */
+export const REDACTED = '[REDACTED]';
+
+/** Replaces every occurrence of the given secret values in a text. */
+export function redactText(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s.length >= 4) out = out.split(s).join(REDACTED);
+  }
+  return out;
+}
+
+/** Redacts `KEY=value` arguments whose key looks secret (for echoing argv). */
+export function redactArgv(argv: readonly string[], secrets: Iterable<string> = []): string[] {
+  const list = [...secrets];
+  return argv.map((a) => {
+    const eq = a.indexOf('=');
+    if (eq > 0 && isSecretKey(a.slice(0, eq))) return `${a.slice(0, eq)}=${REDACTED}`;
+    return redactText(a, list);
+  });
+}
