@@ -1,6 +1,6 @@
 /** The compose CLI as the tool uses it: argv from compose-commands, run by the one process runner. */
 import { CommandFailedError, PreflightError, ValidationError } from '../errors.js';
-import { DOCKER, composeConfigHashes, composeConfigQuiet, composeDown, composeRecreate, composeUpAll, composeVersion, parseConfigHashes, type ComposeTarget } from './compose-commands.js';
+import { DOCKER, composeConfigQuiet, composeDown, composeRecreate, composeUpAll, composeUpDryRun, composeVersion, parseUpDryRun, type ComposeAction, type ComposeTarget } from './compose-commands.js';
 import type { ProcessRunner } from './process-runner.js';
 
 /** What the tool asks of docker compose. */
@@ -9,7 +9,8 @@ export interface ComposeClient {
   version(): Promise<string>;
   /** ValidationError with compose's own sentence when compose rejects the files. */
   validate(t: ComposeTarget): Promise<void>;
-  configHashes(t: ComposeTarget): Promise<Map<string, string>>;
+  /** Which of these services' containers compose would recreate (container name → action), without changing anything. */
+  pendingChanges(t: ComposeTarget, services: readonly string[]): Promise<Map<string, ComposeAction>>;
   recreate(t: ComposeTarget, services: readonly string[], signal?: AbortSignal): Promise<void>;
   upAll(t: ComposeTarget, opts?: { wait?: boolean; timeoutS?: number }): Promise<void>;
   down(project: string): Promise<void>;
@@ -39,9 +40,9 @@ export class DockerComposeClient implements ComposeClient {
     }
   }
 
-  async configHashes(t: ComposeTarget): Promise<Map<string, string>> {
-    const { stdout } = await this.runner.run(DOCKER, composeConfigHashes(t), { timeoutMs: 60_000 });
-    return parseConfigHashes(stdout);
+  async pendingChanges(t: ComposeTarget, services: readonly string[]): Promise<Map<string, ComposeAction>> {
+    const { stdout, stderr } = await this.runner.run(DOCKER, composeUpDryRun(t, services), { timeoutMs: 60_000 });
+    return parseUpDryRun(`${stdout}\n${stderr}`);
   }
 
   async recreate(t: ComposeTarget, services: readonly string[], signal?: AbortSignal): Promise<void> {

@@ -28,9 +28,10 @@ export function composeConfigQuiet(t: ComposeTarget): string[] {
   return [...base(t), 'config', '--quiet'];
 }
 
-/** `docker compose … config --hash '*'`: compose's own per-service config hashes (`web-1 <sha>` lines). */
-export function composeConfigHashes(t: ComposeTarget): string[] {
-  return [...base(t), 'config', '--hash', '*'];
+/** `docker compose --dry-run … up -d --no-deps SERVICE…`: compose's own verdict on which containers it would recreate. */
+export function composeUpDryRun(t: ComposeTarget, services: readonly string[]): string[] {
+  const [compose, ...rest] = base(t);
+  return [compose as string, '--dry-run', ...rest, 'up', '--detach', '--no-deps', '--no-build', '--pull', 'never', ...services];
 }
 
 /** `docker compose … up -d --no-deps --force-recreate SERVICE…`: replace exactly these services' containers. */
@@ -55,12 +56,18 @@ export function composeDown(project: string, opts: { timeoutS?: number } = {}): 
   return argv;
 }
 
-/** Parses `config --hash` output into service → hash. */
-export function parseConfigHashes(stdout: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^(\S+)\s+([0-9a-f]{16,})$/.exec(line.trim());
-    if (m) out.set(m[1] as string, m[2] as string);
+/** What compose would do to a service's container: keep it, recreate it, or create one. */
+export type ComposeAction = 'running' | 'recreate' | 'create';
+
+/** Parses the dry run's `Container NAME  Recreate|Running|Create` lines into container name → action. */
+export function parseUpDryRun(output: string): Map<string, ComposeAction> {
+  const out = new Map<string, ComposeAction>();
+  for (const line of output.split('\n')) {
+    const m = /Container (\S+)\s+(Recreate|Running|Create)\s*$/.exec(line);
+    if (!m) continue;
+    const name = m[1] as string;
+    const action = m[2] === 'Running' ? 'running' : m[2] === 'Recreate' ? 'recreate' : 'create';
+    if (!out.has(name)) out.set(name, action);
   }
   return out;
 }

@@ -19,13 +19,13 @@ export function parseDuration(value: unknown): number | undefined {
   return matched === text.length && matched > 0 ? total : undefined;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
 
-/** Parses a compose size (`5120M`, `5g`, `512m`, `1gb`, `1073741824`) to bytes; undefined when it is not one. */
+/** Parses a compose size (`5120M`, `5g`, `512m`, `1gb`, `2GiB`, `1073741824`) to bytes, as docker's go-units does; undefined when it is not one. */
 export function parseSize(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value);
   if (typeof value !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(value.trim());
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i.exec(value.trim());
   if (!m) return undefined;
   return Math.round(Number(m[1]) * (SIZE_UNITS[(m[2] ?? '').toLowerCase()] as number));
 }

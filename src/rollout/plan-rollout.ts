@@ -71,8 +71,8 @@ export interface PlanRolloutInput {
   readonly target: Plan;
   readonly current: Plan;
   readonly live: readonly ContainerSummary[];
-  /** compose's config hashes of the target's services, when known: the authority on "changed". */
-  readonly targetHashes?: ReadonlyMap<string, string> | undefined;
+  /** Per service, what compose's own dry run would do with the target files: the authority on "changed" when known. */
+  readonly composeView?: ReadonlyMap<string, 'running' | 'recreate' | 'create'> | undefined;
   readonly policy: RolloutPolicy;
 }
 
@@ -125,13 +125,8 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     const cur = current.services[name];
     const changes = diffServices(cur, t);
     const running = containers.some((c) => c.state === 'running');
-    const hash = input.targetHashes?.get(name);
-    const differs =
-      containers.length === 0 || !running
-        ? true
-        : hash !== undefined && containers.every((c) => c.configHash !== undefined)
-          ? containers.some((c) => c.configHash !== hash)
-          : changes.length > 0;
+    const composeSays = input.composeView?.get(name);
+    const differs = containers.length === 0 || !running ? true : composeSays !== undefined ? composeSays !== 'running' : changes.length > 0;
     const isRolled = matchesAny(name, glob);
     if (!differs) {
       dispositions.push({ service: name, role: 'unchanged', action: 'keep', changes: [] });

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { CancelledError, RollbackFailedError, RolledBackError } from '../../errors.js';
 import { loadPlan } from '../../plan/load-plan.js';
 import type { Plan } from '../../plan/types.js';
+import type { ContainerSummary } from '../../engine/engine-client.js';
+import type { ComposeAction } from '../../engine/compose-commands.js';
 import { discoverCurrent } from '../../rollout/discover.js';
 import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
 import { checkRollout, executeRollout, type RolloutResult } from '../../rollout/execute-rollout.js';
@@ -57,9 +59,8 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   registerSecrets(ctx.secrets, target, current.plan);
   const redact = (t: string) => redactText(t, ctx.secrets);
 
-  const targetCompose = { project: target.project, files: target.files, projectDirectory: target.projectDirectory };
-  // compose's own hashes decide what changed; when compose rejects the files, the validate step says so.
-  const targetHashes = await ctx.compose.configHashes(targetCompose).catch(() => undefined);
+  // compose's own dry run decides what changed; when compose rejects the files, the validate step says so.
+  const composeView = await composeVerdicts(ctx, target, current.live, Object.keys(target.services));
   const warnings = await staleCurrentFiles(ctx, current.plan, current.live);
 
   const policy: RolloutPolicy = {
@@ -70,7 +71,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
     monitorMs: opts.monitorMs,
     healthTimeoutMs: opts.healthTimeoutMs,
   };
-  const plan = planRollout({ target, current: current.plan, live: current.live, targetHashes, policy });
+  const plan = planRollout({ target, current: current.plan, live: current.live, composeView, policy });
   const allWarnings = [...plan.warnings, ...warnings];
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force) };
 
@@ -123,11 +124,31 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   }
 }
 
+/** Asks compose's dry run what it would do per service; undefined when compose cannot say (the validate step then reports why). */
+async function composeVerdicts(ctx: Context, plan: Plan, live: readonly ContainerSummary[], services: readonly string[]): Promise<Map<string, ComposeAction> | undefined> {
+  if (services.length === 0) return new Map();
+  let byContainer: Map<string, ComposeAction>;
+  try {
+    byContainer = await ctx.compose.pendingChanges({ project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory }, services);
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, ComposeAction>();
+  for (const [name, action] of byContainer) {
+    const service = live.find((c) => c.name === name)?.service ?? services.find((s) => name === `${plan.project}-${s}-1`);
+    if (!service) continue;
+    // One container to recreate makes the service changed.
+    if (out.get(service) !== 'recreate') out.set(service, action);
+  }
+  return out;
+}
+
 /** Warns when the current files on disk no longer describe what the containers run (edited since deployment). */
-async function staleCurrentFiles(ctx: Context, current: Plan, live: readonly { service: string; configHash: string | undefined }[]): Promise<string[]> {
-  const hashes = await ctx.compose.configHashes({ project: current.project, files: current.files, projectDirectory: current.projectDirectory }).catch(() => undefined);
-  if (!hashes) return [];
-  const drifted = [...new Set(live.filter((c) => c.configHash && hashes.get(c.service) && hashes.get(c.service) !== c.configHash).map((c) => c.service))];
+async function staleCurrentFiles(ctx: Context, current: Plan, live: readonly ContainerSummary[]): Promise<string[]> {
+  const services = [...new Set(live.map((c) => c.service))].filter((s) => current.services[s]);
+  const view = await composeVerdicts(ctx, current, live, services);
+  if (!view) return [];
+  const drifted = services.filter((s) => view.get(s) === 'recreate');
   if (drifted.length === 0) return [];
   return [
     `${drifted.join(', ')} ${drifted.length === 1 ? 'runs' : 'run'} a config that differs from ${current.files.join(', ')} as it is on disk now (edited since it was deployed?): the backup and a rollback use the files as they are now.`,
