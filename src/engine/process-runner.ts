@@ -42,6 +42,8 @@ export class ExecaProcessRunner implements ProcessRunner {
       cwd: options.cwd,
       env: options.env as NodeJS.ProcessEnv | undefined,
       stripFinalNewline: true,
+      // Its own process group: a Ctrl-C on the terminal reaches this tool, which decides, not a compose halfway through a recreate.
+      detached: true,
     });
     if (options.onOutput) {
       const forward = (chunk: Buffer | string) => options.onOutput?.(chunk.toString());

@@ -61,7 +61,7 @@ export function diffServices(current: ServicePlan | undefined, target: ServicePl
   const ports = (s: ServicePlan) => s.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ?? ''}${p.published ? ':' : ''}${p.target}/${p.protocol}`).join(', ') || 'none';
   add('ports', ports(current), ports(target));
   add('restart', current.restart ?? 'no', target.restart ?? 'no');
-  const mounts = (s: ServicePlan) => s.bindMounts.map((b) => `${b.source}:${b.target}${b.readOnly ? ':ro' : ''}`).join(', ') || 'none';
+  const mounts = (s: ServicePlan) => s.bindMounts.map((b) => `${shortPath(b.source)}:${b.target}${b.readOnly ? ':ro' : ''}`).join(', ') || 'none';
   add('bind mounts', mounts(current), mounts(target));
   const keys = new Set([...Object.keys(current.environment), ...Object.keys(target.environment)]);
   for (const key of [...keys].sort()) {
@@ -74,6 +74,11 @@ export function diffServices(current: ServicePlan | undefined, target: ServicePl
     }
   }
   return out;
+}
+
+/** The last two segments of a host path: enough to tell load-balancer.conf from load-balancer-optimized.conf. */
+function shortPath(p: string): string {
+  return p.split('/').slice(-2).join('/');
 }
 
 function describeHealth(h: ServicePlan['healthcheck']): string {

@@ -1,6 +1,5 @@
 /** Human renderings of a rollout: the dry run (the planner's steps) and the summary after a run. */
 import { formatDuration, formatElapsed } from '../plan/units.js';
-import { summarizeChanges } from '../plan/diff-services.js';
 import type { RolloutPlan, Step } from '../rollout/plan-rollout.js';
 import type { RolloutResult } from '../rollout/execute-rollout.js';
 import { renderTable } from './table.js';
@@ -21,7 +20,7 @@ function describeStep(step: Step): string[] {
           `${step.updates.length > 1 ? `batch ${step.batch}: ` : ''}${u.action} ${u.service} → wait ${u.waitFor} (deadline ${formatDuration(u.healthDeadlineMs)}) → monitor ${formatDuration(u.monitorMs)}`,
       );
     case 'retire':
-      return [`retire ${step.service}: stop (grace ${step.stopTimeoutS}s) and remove ${step.containerIds.length} container(s)`];
+      return step.services.map((r) => `retire ${r.service}: stop (grace ${r.stopTimeoutS}s) and remove ${r.containerIds.length} container(s)`);
     case 'verify':
       return [`verify: ${step.services.length} services running and healthy, nothing left of retired ones`];
   }
@@ -34,12 +33,15 @@ export function renderDryRun(plan: RolloutPlan, checks: readonly string[]): stri
   out.push(`  current: ${plan.currentFiles.join(', ')}`);
   out.push(`  target:  ${plan.targetFiles.join(', ')}`);
   out.push('');
-  out.push(
-    renderTable(
-      ['SERVICE', 'ACTION', 'CHANGES'],
-      plan.services.map((s) => [s.service, s.role === 'stateful' ? 'keep (stateful)' : s.action, s.role === 'retired' ? 'not in the target: stopped and removed' : s.role === 'unchanged' ? 'no change' : summarizeChanges(s.changes, 8)]),
-    ),
-  );
+  const width = Math.max(7, ...plan.services.map((s) => s.service.length));
+  const actionOf = (s: RolloutPlan['services'][number]) => (s.role === 'stateful' ? 'keep (stateful, differs)' : s.role === 'unchanged' ? 'keep' : s.action);
+  const actionWidth = Math.max(6, ...plan.services.map((s) => actionOf(s).length));
+  out.push(`${'SERVICE'.padEnd(width)}  ${'ACTION'.padEnd(actionWidth)}  CHANGES`);
+  for (const s of plan.services) {
+    const lines =
+      s.role === 'retired' ? ['not in the target: stopped and removed'] : s.role === 'unchanged' ? ['no change'] : s.changes.map((c) => (c.field === 'service' ? 'new service' : `${c.field}: ${c.from} → ${c.to}`));
+    lines.forEach((l, i) => out.push(`${(i === 0 ? s.service : '').padEnd(width)}  ${(i === 0 ? actionOf(s) : '').padEnd(actionWidth)}  ${l}`));
+  }
   out.push('');
   out.push('Steps:');
   let n = 0;
@@ -54,7 +56,7 @@ export function renderDryRun(plan: RolloutPlan, checks: readonly string[]): stri
 
 /** The summary table after a run, then its verdict. */
 export function renderSummary(result: RolloutResult): string {
-  const rows = result.services.map((s) => [s.service, s.change, s.timeToHealthyMs === undefined ? '-' : formatElapsed(s.timeToHealthyMs), s.result]);
+  const rows = result.services.map((s) => [s.service, s.change.length > 72 ? `${s.change.slice(0, 71)}…` : s.change, s.timeToHealthyMs === undefined ? '-' : formatElapsed(s.timeToHealthyMs), s.result]);
   const lines = [renderTable(['SERVICE', 'CHANGE', 'HEALTHY AFTER', 'RESULT'], rows), ''];
   if (result.backupDir) lines.push(`Backup: ${result.backupDir}`);
   lines.push(`Took ${formatElapsed(result.durationMs)}.`);

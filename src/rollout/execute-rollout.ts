@@ -1,6 +1,6 @@
 /** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
 import path from 'node:path';
-import { Listr, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { Listr, ListrLogger, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { ArenaError, CancelledError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
@@ -136,14 +136,18 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   let failedContainer: string | undefined;
 
   const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
-    const t0 = deps.clock.now();
+    // After a signal no new service is started.
+    if (deps.signal.aborted) throw new CancelledError(`Interrupted before ${u.service} was started.`);
     task.output = u.action === 'create' ? 'creating' : 'recreating';
     changed.push({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
     row(u.service).result = 'failed';
     row(u.service).config = 'unknown';
     failedService = u.service;
-    await deps.compose.recreate(targetOf(plan), [u.service], deps.signal);
+    // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
+    await deps.compose.recreate(targetOf(plan), [u.service]);
     row(u.service).config = 'new';
+    // Time to healthy counts from the new container's start, not from stopping the old one.
+    const t0 = deps.clock.now();
     const containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
     if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
     for (const c of containers) {
@@ -210,19 +214,24 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       case 'retire':
         return {
           title: step.title,
-          task: async (_ctx, task) => {
-            changed.push({ service: step.service, kind: 'retired' });
-            failedService = step.service;
-            for (const id of step.containerIds) {
-              task.output = `stopping ${id.slice(0, 12)} (grace ${step.stopTimeoutS}s)`;
-              await deps.engine.stop(id, step.stopTimeoutS);
-              await deps.engine.remove(id);
-            }
-            failedService = undefined;
-            row(step.service).result = 'retired';
-            row(step.service).config = 'gone';
-            task.title = `Retired ${step.service}`;
-          },
+          task: (_ctx, task) =>
+            task.newListr(
+              step.services.map((r) => ({
+                title: `${r.service}: stop and remove`,
+                task: async (_c: unknown, t: TaskW) => {
+                  changed.push({ service: r.service, kind: 'retired' });
+                  for (const id of r.containerIds) {
+                    t.output = `stopping ${id.slice(0, 12)} (grace ${r.stopTimeoutS}s)`;
+                    await deps.engine.stop(id, r.stopTimeoutS);
+                    await deps.engine.remove(id);
+                  }
+                  row(r.service).result = 'retired';
+                  row(r.service).config = 'gone';
+                  t.title = `${r.service}: retired`;
+                },
+              })),
+              { concurrent: true, exitOnError: true },
+            ),
         };
       case 'verify':
         return {
@@ -243,7 +252,14 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     }
   };
 
-  const listr = new Listr(plan.steps.map(taskFor), listrOptions(deps));
+  const guarded = plan.steps.map(taskFor).map((t) => ({
+    ...t,
+    task: (ctx: unknown, task: TaskW) => {
+      if (deps.signal.aborted) throw new CancelledError('Interrupted before this step.');
+      return (t.task as (c: unknown, w: TaskW) => unknown)(ctx, task);
+    },
+  })) as ListrTask[];
+  const listr = new Listr(guarded, listrOptions(deps));
   let failure: RolloutResult['failure'];
   let interrupted = false;
   try {
@@ -334,15 +350,18 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
 }
 
 function listrOptions(deps: ExecuteDeps) {
+  // Progress goes to stderr whatever the renderer; stdout stays for the summary.
   const processOutput = new ProcessOutput(deps.progress, deps.progress, { dump: [], leaveEmptyLine: false });
+  const logger = new ListrLogger({ useIcons: true, processOutput });
   return {
     exitOnError: true,
     renderer: deps.renderer,
-    rendererOptions: deps.renderer === 'default'
-      ? { collapseSubtasks: false, showErrorMessage: true, formatOutput: 'wrap' as const, processOutput }
-      : deps.renderer === 'simple'
-        ? { timestamp: PRESET_TIMESTAMP, processOutput }
-        : {},
+    rendererOptions:
+      deps.renderer === 'default'
+        ? { collapseSubtasks: false, showErrorMessage: true, formatOutput: 'wrap' as const, logger }
+        : deps.renderer === 'simple'
+          ? { timestamp: PRESET_TIMESTAMP, logger }
+          : {},
     collectErrors: false as const,
     registerSignalListeners: false,
   };

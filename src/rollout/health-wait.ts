@@ -65,7 +65,11 @@ export class ProjectEvents {
   next(ms: number, clock: Clock, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const ctl = new AbortController();
+      let settled = false;
       const done = () => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', done);
         ctl.abort();
         resolve();
       };
@@ -188,7 +192,7 @@ export async function describeFailure(engine: EngineClient, containerId: string,
     const probes = d.healthLog.slice(-3);
     if (probes.length) {
       lines.push('last health probes:');
-      for (const p of probes) lines.push(`  ${p.start.slice(11, 23)} exit ${p.exitCode}: ${redact(p.output.trim().replace(/\s+/g, ' ').slice(0, 200)) || '(no output)'}`);
+      for (const p of probes) lines.push(`  ${p.start.slice(11, 23)} exit ${p.exitCode}: ${redact(lastLine(p.output)) || '(no output)'}`);
     }
   } catch (err) {
     lines.push(`(cannot inspect the container: ${(err as Error).message})`);
@@ -203,4 +207,10 @@ export async function describeFailure(engine: EngineClient, containerId: string,
     // The container may already be gone.
   }
   return lines;
+}
+
+/** The last line a probe printed (curl's progress meter comes before its error), at most 200 characters. */
+function lastLine(output: string): string {
+  const lines = output.split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean);
+  return (lines[lines.length - 1] ?? '').slice(0, 200);
 }

@@ -34,6 +34,13 @@ export interface ServiceUpdate {
   readonly changes: readonly FieldChange[];
 }
 
+/** A service the target no longer has: its containers are stopped (with its grace period) and removed. */
+export interface RetireSpec {
+  readonly service: string;
+  readonly containerIds: readonly string[];
+  readonly stopTimeoutS: number;
+}
+
 /** One step the executor performs, in order. */
 export type Step =
   | { readonly kind: 'validate'; readonly title: string }
@@ -41,7 +48,7 @@ export type Step =
   | { readonly kind: 'backup'; readonly title: string }
   | { readonly kind: 'update'; readonly title: string; readonly batch: number; readonly role: 'rolled' | 'other'; readonly updates: readonly ServiceUpdate[] }
   | { readonly kind: 'pause'; readonly title: string; readonly ms: number }
-  | { readonly kind: 'retire'; readonly title: string; readonly service: string; readonly containerIds: readonly string[]; readonly stopTimeoutS: number }
+  | { readonly kind: 'retire'; readonly title: string; readonly services: readonly RetireSpec[] }
   | { readonly kind: 'verify'; readonly title: string; readonly services: readonly string[] };
 
 /** Per service, what the rollout does with it and why. */
@@ -173,15 +180,16 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     batch += 1;
     steps.push({ kind: 'update', title: `Update ${u.service}`, batch, role: 'other', updates: [u] });
   }
-  for (const name of retired) {
-    const cur = current.services[name];
-    const containers = liveBy.get(name) ?? [];
+  if (retired.length > 0) {
+    // Only after nginx routes to the new set; all at once, since nothing routes to them any more.
     steps.push({
       kind: 'retire',
-      title: `Retire ${name}`,
-      service: name,
-      containerIds: containers.map((c) => c.id),
-      stopTimeoutS: Math.ceil((cur?.stopGracePeriodMs ?? 10_000) / 1000),
+      title: `Retire ${retired.join(', ')}`,
+      services: retired.map((name) => ({
+        service: name,
+        containerIds: (liveBy.get(name) ?? []).map((c) => c.id),
+        stopTimeoutS: Math.ceil((current.services[name]?.stopGracePeriodMs ?? 10_000) / 1000),
+      })),
     });
   }
   steps.push({ kind: 'verify', title: 'Verify the fleet', services: targetNames });

@@ -124,8 +124,13 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   }
 }
 
-/** Asks compose's dry run what it would do per service; undefined when compose cannot say (the validate step then reports why). */
-async function composeVerdicts(ctx: Context, plan: Plan, live: readonly ContainerSummary[], services: readonly string[]): Promise<Map<string, ComposeAction> | undefined> {
+/**
+ * Asks compose's dry run what it would do per service; undefined when compose cannot say (the validate step then reports why).
+ * Services with depends_on are left out: compose 2.26's dry run answers "Recreate" for them even when a real `up`
+ * answers "Running", so for those the planner's field-by-field diff decides.
+ */
+async function composeVerdicts(ctx: Context, plan: Plan, live: readonly ContainerSummary[], candidates: readonly string[]): Promise<Map<string, ComposeAction> | undefined> {
+  const services = candidates.filter((s) => (plan.services[s]?.dependsOn.length ?? 0) === 0);
   if (services.length === 0) return new Map();
   let byContainer: Map<string, ComposeAction>;
   try {

@@ -1,0 +1,91 @@
+/** Shared pieces of the end-to-end tests: a real engine, unique compose projects, the built CLI. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+
+export const root = path.resolve(import.meta.dirname, '..', '..');
+export const twins = path.join(root, 'fixtures', 'compose', 'arena');
+export const ORIGINAL = path.join(twins, 'docker-compose.loadbalanced.yml');
+export const OPTIMIZED = path.join(twins, 'docker-compose.loadbalanced.optimized.yml');
+export const NEVER_HEALTHY = path.join(twins, 'broken-never-healthy.yml');
+export const FIXTURE_SECRET = 'fixture-secret-not-for-production';
+/** Every project a test creates starts with this, so leftovers can be found. */
+export const TEST_PROJECT_PREFIX = 'arena-test-';
+
+const FIXTURE_IMAGES = ['arena-deploy/backend:fixture', 'arena-deploy/nginx:fixture', 'arena-deploy/redis:fixture'];
+
+/** Fails with one sentence when there is no local engine or no fixture images: these tests never skip. */
+export async function requireEngine(): Promise<void> {
+  const host = process.env['DOCKER_HOST'];
+  if (host && !host.startsWith('unix://') && process.env['ARENA_E2E_ALLOW_REMOTE'] !== '1') {
+    throw new Error(`DOCKER_HOST is ${host}: the end-to-end tests create and remove containers and only run against a local engine (set ARENA_E2E_ALLOW_REMOTE=1 to allow it).`);
+  }
+  const info = await execa('docker', ['info', '--format', '{{.ServerVersion}}'], { reject: false });
+  if (info.exitCode !== 0) {
+    throw new Error('No Docker engine answers: start one (as root: bash scripts/start-engine.sh, after bash scripts/install-prereqs.sh), then npm run fixtures; npm run test:unit runs the tests that need no engine.');
+  }
+  const compose = await execa('docker', ['compose', 'version'], { reject: false });
+  if (compose.exitCode !== 0) throw new Error('docker compose v2 is missing: install it with bash scripts/install-prereqs.sh.');
+  for (const image of FIXTURE_IMAGES) {
+    const r = await execa('docker', ['image', 'inspect', image], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`The fixture image ${image} is missing: build the fixtures with npm run fixtures.`);
+  }
+}
+
+/** A compose project name no one else uses. */
+export function uniqueProject(): string {
+  return `${TEST_PROJECT_PREFIX}${randomBytes(4).toString('hex')}`;
+}
+
+/** A fresh state folder (backups, locks) for one test. */
+export function tempStateDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+}
+
+/** The environment of one test's fleet: its own port prefix on 127.0.0.1. */
+export function fleetEnv(portPrefix: number, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...(process.env as Record<string, string>), ARENA_PORT_PREFIX: String(portPrefix), CI: 'true', ...extra };
+}
+
+/** Brings up a plan as a project and waits until it is healthy, as an operator would with compose itself. */
+export async function composeUp(project: string, file: string, env: Record<string, string>): Promise<void> {
+  await execa('docker', ['compose', '--project-name', project, '--file', file, 'up', '--detach', '--wait', '--wait-timeout', '300'], { env, stdin: 'ignore' });
+}
+
+/** Removes everything of a project (containers, network, volumes). */
+export async function composeDown(project: string): Promise<void> {
+  await execa('docker', ['compose', '--project-name', project, 'down', '--volumes', '--remove-orphans', '--timeout', '5'], { reject: false, stdin: 'ignore' });
+}
+
+/** One container of a project, as `docker inspect` says. */
+export interface Inspected {
+  Id: string;
+  Name: string;
+  State: { Status: string; Health?: { Status: string } };
+  Config: { Cmd: string[]; Env: string[]; Labels: Record<string, string>; Healthcheck?: { Test: string[]; Timeout: number; Interval: number; Retries: number } };
+  HostConfig: { Memory: number; NanoCpus: number };
+}
+
+/** Service → inspected container, for every container of the project. */
+export async function inspectProject(project: string): Promise<Map<string, Inspected>> {
+  const ids = (await execa('docker', ['ps', '--all', '--quiet', '--filter', `label=com.docker.compose.project=${project}`])).stdout.split('\n').filter(Boolean);
+  const out = new Map<string, Inspected>();
+  if (ids.length === 0) return out;
+  const list = JSON.parse((await execa('docker', ['inspect', ...ids])).stdout) as Inspected[];
+  for (const c of list) out.set(c.Config.Labels['com.docker.compose.service'] as string, c);
+  return out;
+}
+
+/** Runs the built CLI as a user would, without a terminal. */
+export async function cli(args: readonly string[], env: Record<string, string>, timeoutMs = 15 * 60_000) {
+  const r = await execa('node', [path.join(root, 'bin', 'arena-deploy'), ...args], { env, reject: false, stdin: 'ignore', timeout: timeoutMs, cwd: root });
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** GET on a port this test published on 127.0.0.1. */
+export async function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, { signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, body: await res.text() };
+}

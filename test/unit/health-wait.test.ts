@@ -1,0 +1,110 @@
+/** Health waits against a scripted engine: the kinds of failure a real engine cannot produce on demand, in milliseconds. */
+import { describe, expect, it } from 'vitest';
+import { monitorContainer, ProjectEvents, waitForHealthy, type Clock } from '../../src/rollout/health-wait.js';
+import type { ContainerDetails, EngineClient, EngineEvent } from '../../src/engine/engine-client.js';
+import { HealthCheckError } from '../../src/errors.js';
+
+/** A clock that advances only when waited on. */
+function fakeClock(): Clock & { t: number } {
+  const c = {
+    t: 0,
+    now: () => c.t,
+    sleep: async (ms: number) => {
+      c.t += ms;
+    },
+  };
+  return c;
+}
+
+function details(over: Partial<ContainerDetails>): ContainerDetails {
+  return {
+    id: 'c1', name: 'p-web-1-1', project: 'p', service: 'web-1', number: 1, state: 'running', health: 'starting', image: 'img', configHash: 'h', configFiles: [], workingDir: '/',
+    running: true, restarting: false, restartCount: 0, exitCode: 0, oomKilled: false, startedAt: '', error: '', healthLog: [], hasHealthcheck: true, memoryLimitBytes: 0, nanoCpus: 0, cmd: [],
+    ...over,
+  };
+}
+
+/** An engine whose inspect answers follow a script over time and whose events are given up front. */
+function scripted(script: (t: number) => Partial<ContainerDetails>, clock: { t: number }, events: EngineEvent[] = []): EngineClient {
+  const unused = () => {
+    throw new Error('not used by this test');
+  };
+  return {
+    ping: unused, listProject: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, stop: unused, remove: unused,
+    inspect: async () => details(script(clock.t)),
+    async *events() {
+      for (const e of events) yield e;
+    },
+  };
+}
+
+describe('waitForHealthy', () => {
+  it('returns when Docker says healthy, with the time it took', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: t >= 3000 ? 'healthy' : 'starting' }), clock);
+    const events = new ProjectEvents(engine, 'p');
+    await expect(waitForHealthy(engine, events, clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 10_000 })).resolves.toBe(3000);
+  });
+
+  it('tolerates a slow start up to the deadline, then fails with kind "timeout"', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'starting' }), clock);
+    const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 5000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(HealthCheckError);
+    expect(err).toMatchObject({ kind: 'timeout', message: 'web-1 was not healthy within its deadline of 5.0s (health still "starting")' });
+  });
+
+  it('fails at once with kind "unhealthy", not at the deadline', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: t >= 2000 ? 'unhealthy' : 'starting' }), clock);
+    const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'unhealthy', elapsedMs: 2000 });
+  });
+
+  it('reads an oom event as "out of memory", not as an exit code', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'starting' }), clock, [{ action: 'oom', containerId: 'c1', service: 'web-1', exitCode: undefined, timeMs: 0 }]);
+    const events = new ProjectEvents(engine, 'p');
+    await new Promise((r) => setTimeout(r, 5));
+    const err = await waitForHealthy(engine, events, clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'oom' });
+    expect(err.message).toMatch(/ran out of memory/);
+  });
+
+  it('sees a container that exited, with its exit code', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ running: false, state: 'exited', exitCode: 3 }), clock);
+    const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'exited' });
+    expect(err.message).toMatch(/^web-1 exited with code 3 /);
+  });
+
+  it('waits only for running when the plan has no health check', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'none', hasHealthcheck: false }), clock);
+    await expect(waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'running', deadlineMs: 1000 })).resolves.toBe(0);
+  });
+});
+
+describe('monitorContainer', () => {
+  it('passes a container that stays up through the window', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'healthy' }), clock);
+    await expect(monitorContainer(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', windowMs: 5000 })).resolves.toBeUndefined();
+    expect(clock.t).toBe(5000);
+  });
+
+  it('fails a container whose restart count rises inside the window, even though it is healthy again', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: 'healthy', restartCount: t >= 2000 ? 1 : 0 }), clock);
+    const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', windowMs: 5000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'restarted' });
+    expect(err.message).toBe('web-1 restarted (restart count 0 → 1, last exit code 0) during the 5.0s monitor window');
+  });
+
+  it('fails on OOMKilled inside the window', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: 'healthy', oomKilled: t >= 1000 }), clock);
+    await expect(monitorContainer(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', windowMs: 5000 })).rejects.toMatchObject({ kind: 'oom' });
+  });
+});
