@@ -1,7 +1,7 @@
 /** `arena-deploy rollout [PLAN...]`: move the live fleet to the target plan, one web service at a time. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { CancelledError, RollbackFailedError, RolledBackError } from '../../errors.js';
+import { CancelledError, RollbackFailedError, RolledBackError, ValidationError } from '../../errors.js';
 import { loadPlan } from '../../plan/load-plan.js';
 import type { Plan } from '../../plan/types.js';
 import type { ContainerSummary } from '../../engine/engine-client.js';
@@ -55,7 +55,13 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   const target = loadPlan({ files, projectName: opts.project, env: ctx.env });
   const info = await ctx.engine.ping();
   await ctx.compose.version();
-  const current = await discoverCurrent(ctx.engine, target.project, opts.current?.map((f) => path.resolve(ctx.cwd, f)), info.endpoint);
+  const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
+  if (currentFiles?.length && !opts.project) {
+    // Without --project, --current and the target must name the same compose project.
+    const own = loadPlan({ files: currentFiles, env: ctx.env }).project;
+    if (own !== target.project) throw new ValidationError(`--current ${currentFiles.join(', ')} belongs to compose project "${own}" but the target plan to "${target.project}": a rollout stays within one project (pass --project to name it).`);
+  }
+  const current = await discoverCurrent(ctx.engine, target.project, currentFiles, info.endpoint);
   registerSecrets(ctx.secrets, target, current.plan);
   const redact = (t: string) => redactText(t, ctx.secrets);
 
