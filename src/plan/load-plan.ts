@@ -23,7 +23,9 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonMap = { [k: string]: Json };
 type Positions = Map<string, SourcePos>;
 
-const ARENA_KEYS = new Set(['services', 'stateful']);
+const ARENA_KEYS = new Set(['services', 'stateful', 'host', 'memory-model']);
+const HOST_KEYS = new Set(['cpus', 'memory', 'reserve-memory']);
+const MODEL_KEYS = new Set(['base', 'per-worker', 'overhead']);
 
 /** Loads and normalizes a plan from its files; throws PlanError with file:line:col on bad input. */
 export function loadPlan(options: LoadPlanOptions): Plan {
@@ -507,13 +509,38 @@ function parseBindMount(v: Json, projectDirectory: string, fail: () => Error): B
 }
 
 function readExtension(v: Json | undefined, positions: Positions, file: string): ArenaExtension {
-  if (v === undefined || v === null) return { services: undefined, stateful: undefined };
+  if (v === undefined || v === null) return { services: undefined, stateful: undefined, host: undefined, memoryModel: undefined };
   if (!isMapping(v)) throw fieldError('x-arena-deploy', 'must be a mapping', positions, file);
-  const unknown = Object.keys(v).filter((k) => !ARENA_KEYS.has(k));
-  if (unknown.length > 0) throw new PlanError(`x-arena-deploy: unknown keys: ${unknown.join(', ')}`, positions.get(`x-arena-deploy.${unknown[0]}`) ?? { file });
+  const known = (at: string, m: JsonMap, keys: Set<string>) => {
+    const unknown = Object.keys(m).filter((k) => !keys.has(k));
+    if (unknown.length > 0) throw new PlanError(`${at}: unknown keys: ${unknown.join(', ')}`, positions.get(`${at}.${unknown[0]}`) ?? { file });
+  };
+  known('x-arena-deploy', v, ARENA_KEYS);
   const services = v['services'];
   if (services !== undefined && typeof services !== 'string') throw fieldError('x-arena-deploy.services', 'must be a glob string such as "web-*"', positions, file);
   const stateful = v['stateful'];
   if (stateful !== undefined && !(Array.isArray(stateful) && stateful.every((s) => typeof s === 'string'))) throw fieldError('x-arena-deploy.stateful', 'must be a list of service names', positions, file);
-  return { services: services as string | undefined, stateful: stateful as string[] | undefined };
+  const size = (at: string, x: Json | undefined) => {
+    if (x === undefined || x === null) return undefined;
+    const n = parseSize(x);
+    if (n === undefined) throw fieldError(at, `${JSON.stringify(x)} is not a size`, positions, file);
+    return n;
+  };
+  let host: ArenaExtension['host'];
+  const h = v['host'];
+  if (h !== undefined && h !== null) {
+    if (!isMapping(h)) throw fieldError('x-arena-deploy.host', 'must be a mapping with cpus and memory', positions, file);
+    known('x-arena-deploy.host', h, HOST_KEYS);
+    const cpus = h['cpus'] === undefined || h['cpus'] === null ? undefined : parseCpus(h['cpus']);
+    if (h['cpus'] !== undefined && h['cpus'] !== null && !cpus) throw fieldError('x-arena-deploy.host.cpus', `${JSON.stringify(h['cpus'])} is not a number of CPUs`, positions, file);
+    host = { cpus, memoryBytes: size('x-arena-deploy.host.memory', h['memory']), reserveMemoryBytes: size('x-arena-deploy.host.reserve-memory', h['reserve-memory']) };
+  }
+  let memoryModel: ArenaExtension['memoryModel'];
+  const mm = v['memory-model'];
+  if (mm !== undefined && mm !== null) {
+    if (!isMapping(mm)) throw fieldError('x-arena-deploy.memory-model', 'must be a mapping with base, per-worker and overhead', positions, file);
+    known('x-arena-deploy.memory-model', mm, MODEL_KEYS);
+    memoryModel = { baseBytes: size('x-arena-deploy.memory-model.base', mm['base']), perWorkerBytes: size('x-arena-deploy.memory-model.per-worker', mm['per-worker']), overheadBytes: size('x-arena-deploy.memory-model.overhead', mm['overhead']) };
+  }
+  return { services: services as string | undefined, stateful: stateful as string[] | undefined, host, memoryModel };
 }

@@ -79,8 +79,12 @@ export interface ServicePlan {
 export interface ArenaExtension {
   /** Glob of the services rolled one at a time (default `web-*`). */
   readonly services: string | undefined;
-  /** Services that are not recreated unless `--include` names them (default: those with named volumes, plus redis/postgres/mysql/mongo images). */
+  /** Services that are not recreated unless `--include` names them (default: redis/postgres/mysql/mongo… images). */
   readonly stateful: readonly string[] | undefined;
+  /** The host the plan is meant for, when the engine cannot be asked. */
+  readonly host: { readonly cpus: number | undefined; readonly memoryBytes: number | undefined; readonly reserveMemoryBytes: number | undefined } | undefined;
+  /** The memory model of a gunicorn container, in bytes (defaults from the guide: 200 MB + workers × 300 MB + 200 MB). */
+  readonly memoryModel: { readonly baseBytes: number | undefined; readonly perWorkerBytes: number | undefined; readonly overheadBytes: number | undefined } | undefined;
 }
 
 /** A whole compose plan: one or more files, merged and interpolated. */

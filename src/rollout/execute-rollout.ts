@@ -1,7 +1,7 @@
 /** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
 import path from 'node:path';
 import { Listr, ListrLogger, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
-import { ArenaError, CancelledError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
+import { ArenaError, CancelledError, CommandFailedError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
 import type { ContainerSummary, EngineClient } from '../engine/engine-client.js';
@@ -265,11 +265,18 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   try {
     await listr.run();
   } catch (err) {
+    if (changed.length === 0) {
+      // Nothing was changed (validation, preflight, backup or an interrupt before the first service):
+      // the step's own error and exit code tell the story; there is nothing to roll back.
+      events.close();
+      if (err instanceof ArenaError) throw err;
+      if (deps.signal.aborted) throw new CancelledError('Interrupted before anything was changed.');
+      throw err;
+    }
     interrupted = err instanceof CancelledError || deps.signal.aborted;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = err instanceof CommandFailedError && err.firstStderrLine ? `${err.message}: ${err.firstStderrLine}` : err instanceof Error ? err.message : String(err);
     const details = failedContainer ? await describeFailure(deps.engine, failedContainer, deps.redact) : [];
     failure = { service: failedService, message: deps.redact(message), details };
-    if (!(err instanceof HealthCheckError) && !(err instanceof ArenaError) && !(err instanceof CancelledError)) failure = { ...failure, details: [...details] };
   }
 
   const rollbackErrors: string[] = [];

@@ -1,5 +1,5 @@
 /** End to end on the real engine: the main job, a broken target, the dry run, and no engine at all. */
-import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +135,19 @@ describe('a target whose web container never becomes healthy', () => {
     await composeUp(project, OPTIMIZED, env);
   }, 600_000);
   afterAll(async () => composeDown(project), 120_000);
+
+  it('refuses a target whose image the engine lacks before touching anything: exit 3, same containers, no backup', async () => {
+    const before = ids(await inspectProject(project));
+    const override = path.join(tempStateDir(), 'missing-image.yml');
+    writeFileSync(override, 'services:\n  web-2:\n    image: arena-deploy/backend:does-not-exist\n');
+    const r = await cli(['rollout', '-f', OPTIMIZED, '-f', override, '--project', project, '--state-dir', state], env);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('error: '))).toEqual([
+      'error: The engine does not have the image arena-deploy/backend:does-not-exist (web-2): build or load it first (no image is pulled during a rollout).',
+    ]);
+    expect(ids(await inspectProject(project))).toEqual(before);
+    expect(existsSync(path.join(state, 'backups'))).toBe(false);
+  }, 120_000);
 
   it('rolls back the first web service, never touches the others, and exits 5 with a verdict', async () => {
     const before = await inspectProject(project);
