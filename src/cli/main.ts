@@ -9,10 +9,11 @@ import { ExecaProcessRunner } from '../engine/process-runner.js';
 import { systemClock } from '../rollout/health-wait.js';
 import { redactText } from '../util/redact.js';
 import { packageRoot } from '../util/package-root.js';
-import { collect, durationOption, intOption } from './options.js';
+import { collect, durationOption, intOption, numberOption, sizeOption } from './options.js';
 import type { Context, IO } from './context.js';
 import { DEFAULT_PLAN, rolloutCommand } from './commands/rollout.js';
 import { demoCommand } from './commands/demo.js';
+import { validateCommand } from './commands/validate.js';
 
 /** Test seam: build the context from parts, or let main build the real one. */
 export interface MainOverrides {
@@ -89,7 +90,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--delay <duration>', 'pause between batches (default: deploy.update_config.delay, else 0s)').argParser(durationOption('--delay')))
     .addOption(new Option('--monitor <duration>', 'watch each new container this long after it is healthy (default: deploy.update_config.monitor, else 5s)').argParser(durationOption('--monitor')))
     .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout')))
-    .option('--force', 'start even if current web containers are unhealthy')
+    .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR or ~/.local/state/arena-deploy)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
@@ -106,6 +107,26 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         force: Boolean(o['force']),
         dryRun: Boolean(o['dryRun']),
         stateDir: o['stateDir'] as string | undefined,
+      });
+    });
+
+  program
+    .command('validate')
+    .description('analyze a plan the way an operator would: memory, CPU, health checks, gunicorn and nginx settings (exit 3 on errors)')
+    .argument('[plan...]', `compose file(s) to analyze (default: ${DEFAULT_PLAN})`)
+    .option('-f, --file <file>', 'compose file; repeatable, merged in order', collect)
+    .option('--against <file>', 'the plan it replaces, shown side by side; repeatable', collect)
+    .option('-p, --project <name>', 'compose project name')
+    .addOption(new Option('--host-cpus <n>', 'host vCPUs (default: the engine\'s, else x-arena-deploy.host)').argParser(numberOption('--host-cpus', 0.01, 4096)))
+    .addOption(new Option('--host-memory <size>', 'host memory, e.g. 64g (default: the engine\'s, else x-arena-deploy.host)').argParser(sizeOption('--host-memory')))
+    .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (plan: string[], o: Record<string, unknown>) => {
+      code = await validateCommand(ctx(), {
+        files: [...plan, ...((o['file'] as string[] | undefined) ?? [])],
+        against: (o['against'] as string[] | undefined) ?? [],
+        project: o['project'] as string | undefined,
+        host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
+        output: o['output'] as 'text' | 'json',
       });
     });
 

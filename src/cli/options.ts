@@ -1,6 +1,6 @@
 /** Parsers for flag values: each throws UsageError with one sentence. */
 import { UsageError } from '../errors.js';
-import { parseDuration } from '../plan/units.js';
+import { parseDuration, parseSize } from '../plan/units.js';
 
 /** `--monitor 5s` → 5000. */
 export function durationOption(flag: string) {
@@ -24,4 +24,22 @@ export function intOption(flag: string, min: number, max: number) {
 /** Repeatable string flags. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** `--host-cpus 16` → 16, with bounds. */
+export function numberOption(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`${flag} "${value}" must be a number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** `--host-memory 64g` → bytes. */
+export function sizeOption(flag: string) {
+  return (value: string): number => {
+    const n = parseSize(value);
+    if (n === undefined || n === 0) throw new UsageError(`${flag} "${value}" is not a size (for example 64g, 24576m).`);
+    return n;
+  };
 }

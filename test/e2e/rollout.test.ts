@@ -149,6 +149,15 @@ describe('a target whose web container never becomes healthy', () => {
     expect(existsSync(path.join(state, 'backups'))).toBe(false);
   }, 120_000);
 
+  it('refuses to roll out the plan that got SIGKILLed: exit 3 with the numbers, nothing touched', async () => {
+    const before = ids(await inspectProject(project));
+    const r = await cli(['rollout', ORIGINAL, '--project', project, '--state-dir', state], env);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/^error: The target plan would fail on unix:\/\/\/var\/run\/docker\.sock: web-1 needs about 4000 MB \(200 \+ 12 workers × 300 \+ 200\) but its limit is 1152 MB: over by 2848 MB, the OOM killer will SIGKILL it\. The same for web-2, web-3, web-4, web-5, web-6, web-7, web-8, web-9, web-10\.$/m);
+    expect(ids(await inspectProject(project))).toEqual(before);
+    expect(existsSync(path.join(state, 'backups'))).toBe(false);
+  }, 120_000);
+
   it('rolls back the first web service, never touches the others, and exits 5 with a verdict', async () => {
     const before = await inspectProject(project);
     const r = await cli(['rollout', NEVER_HEALTHY, '--project', project, '--state-dir', state], env);
@@ -188,5 +197,34 @@ describe('no engine reachable', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
     expect(readdirSync(state)).toEqual([]);
+  }, 60_000);
+});
+
+describe('validate with no engine at all', () => {
+  const noEngine = { ...fleetEnv(53), DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  it('finds the guide diagnosis in the original plan: exit 3', async () => {
+    const r = await cli(['validate', 'plans/docker-compose.loadbalanced.yml', '--host-cpus', '16', '--host-memory', '64g'], noEngine);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stdout).toContain('Host: 16 vCPUs, 65536 MB memory');
+    expect(r.stdout).toMatch(/error +memory-overcommit +\[web-1 … web-10 \(10\)\]\n +web-1 needs about 4000 MB \(200 \+ 12 workers × 300 \+ 200\) but its limit is 3072 MB: over by 928 MB/);
+    expect(r.stdout).toContain('CPU limits add up to 22+ of 16 vCPUs (137.5 % or more)');
+    expect(r.stdout).toMatch(/warning +health-timeout-too-short/);
+    expect(r.stdout).toContain('720 request handlers');
+  }, 60_000);
+
+  it('passes the optimized plan honestly, side by side with the original: exit 0', async () => {
+    const r = await cli(['validate', 'plans/docker-compose.loadbalanced.optimized.yml', '--against', 'plans/docker-compose.loadbalanced.yml', '--host-cpus', '16', '--host-memory', '64g', '--output', 'json'], noEngine);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { version: number; findings: Array<{ rule: string; severity: string }>; tables: { totals: { handlers: number } }; against: { tables: { totals: { handlers: number } } } };
+    expect(report.version).toBe(1);
+    expect(report.findings.map((f) => `${f.severity} ${f.rule}`)).toEqual(['warning host-cpu-overcommit', ...Array(6).fill('info workers-formula')]);
+    expect(report.against.tables.totals.handlers).toBe(720);
+    expect(report.tables.totals.handlers).toBe(96);
+  }, 60_000);
+
+  it('says when host rules are skipped', async () => {
+    const r = await cli(['validate', 'plans/docker-compose.loadbalanced.optimized.yml'], noEngine);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Host: unknown — no host capacity known .*host rules skipped\./);
   }, 60_000);
 });

@@ -13,6 +13,8 @@ import { acquireLock } from '../../rollout/lock.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
 import { redactText } from '../../util/redact.js';
 import { stateDir } from '../../util/state-dir.js';
+import { analyzeWithConfigs, defaultReserve } from '../../analysis/plan-analysis.js';
+import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
 import { chooseRenderer, type Context } from '../context.js';
 
@@ -78,14 +80,29 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
     healthTimeoutMs: opts.healthTimeoutMs,
   };
   const plan = planRollout({ target, current: current.plan, live: current.live, composeView, policy });
-  const allWarnings = [...plan.warnings, ...warnings];
+  // The same analysis as `validate`, against the engine's host: errors stop the rollout before anything is touched.
+  const host = { cpus: info.ncpu, memoryBytes: info.memTotalBytes, reserveMemoryBytes: target.extension.host?.reserveMemoryBytes ?? defaultReserve(info.memTotalBytes), source: 'engine' as const };
+  const analysis = analyzeWithConfigs(target, info.ncpu > 0 && info.memTotalBytes > 0 ? host : undefined);
+  const groups = groupFindings(analysis.findings);
+  const errors = groups.filter((g) => g.severity === 'error');
+  const analysisWarnings = groups.filter((g) => g.severity === 'warning').map((g) => `${g.rule} [${g.services.join(', ') || 'host'}]: ${g.message}`);
+  const allWarnings = [...plan.warnings, ...warnings, ...analysisWarnings];
+  const analysisError = () =>
+    new ValidationError(`The target plan would fail on ${info.endpoint}: ${errors[0]?.message}${(errors[0]?.services.length ?? 0) > 1 ? ` The same for ${errors[0]?.services.slice(1).join(', ')}.` : ''}${errors.length > 1 ? ` (And ${errors.length - 1} more error${errors.length > 2 ? 's' : ''}.)` : ''}`, {
+      hints: [`\`arena-deploy validate ${plan.targetFiles.map((f) => path.relative(ctx.cwd, f) || f).join(' ')}\` shows the whole analysis; --force rolls out anyway.`],
+    });
+  if (errors.length && opts.force) {
+    ctx.io.stderr.write(`\nWARNING: --force: rolling out a plan with ${errors.length} analysis error${errors.length === 1 ? '' : 's'}:\n${errors.map((e) => `  ${e.rule} [${e.services.join(', ') || 'host'}]: ${e.message}`).join('\n')}\n\n`);
+  }
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force) };
 
   if (opts.dryRun) {
     const notes = await checkRollout(plan, checkDeps);
     ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
+    if (errors.length && !opts.force) throw analysisError();
     return 0;
   }
+  if (errors.length && !opts.force) throw analysisError();
   if (!hasWork(plan)) {
     await checkRollout(plan, checkDeps);
     ctx.io.stdout.write(`Nothing to do: every service of ${plan.project} already runs the target config.\n`);
@@ -112,6 +129,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
     await lock.release();
   }
   ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
   switch (result.outcome) {
     case 'succeeded':
       ctx.io.stdout.write(`${redact(result.verdict)}\n`);
