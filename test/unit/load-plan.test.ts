@@ -129,3 +129,24 @@ describe('loader forms', () => {
     expect(() => loadPlan({ files: ['/nowhere/x.yml'], env: {}, readFile: memory({}) })).toThrow('/nowhere/x.yml: cannot read compose file: no such file');
   });
 });
+
+describe('a compose file written by other people', () => {
+  const plan = loadPlan({ files: [path.join(root, 'fixtures/compose/real-world/docker-compose.yml')], env: {} });
+  it('reads merge keys, string commands, legacy limits, long ports and GUNICORN_CMD_ARGS', () => {
+    const web = plan.services['web']!;
+    expect(web.image).toBe('registry.example.com/shop/web:1.4.2');
+    expect(web.limits).toEqual({ cpus: 1.5, memoryBytes: 1024 ** 3 });
+    expect(web.reservations.memoryBytes).toBe(512 * MB);
+    expect(web.ports).toEqual([{ hostIp: '127.0.0.1', published: '8000', target: 8000, protocol: 'tcp' }]);
+    expect(web.healthcheck).toMatchObject({ test: ['CMD-SHELL', 'curl -fsS --max-time 5 http://localhost:8000/healthz || exit 1'], startPeriodMs: 90_000 });
+    expect(web.stopGracePeriodMs).toBe(120_000);
+    expect(gunicornOf(web)).toMatchObject({ workers: 3, threads: 2, timeoutS: 120, keepAliveS: 5, maxRequests: 500 });
+    expect(plan.services['worker']!.environment['CELERY_QUEUES']?.value).toBe('default,emails');
+    expect(plan.services['worker']!.healthcheck).toBeNull();
+    expect(plan.services['proxy']!.command).toEqual(['nginx', '-g', 'daemon off;']);
+    // Secrets: from the env file, or by their name.
+    expect(web.environment['SECRET_KEY']).toEqual({ value: 'fixture-shop-secret', sensitive: true });
+    expect(web.environment['DATABASE_URL']?.sensitive).toBe(false);
+    expect(plan.services['db']!.environment['POSTGRES_PASSWORD']).toEqual({ value: 'devpass', sensitive: true });
+  });
+});
