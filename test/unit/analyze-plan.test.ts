@@ -85,3 +85,42 @@ describe('boundaries', () => {
     expect(probeTimeoutMs(['CMD', 'curl', 'http://x/'])).toBeUndefined();
   });
 });
+
+describe('rule boundaries on small plans', () => {
+  const mem = (text: string) => (f: string) => {
+    if (f !== '/p/c.yml') throw Object.assign(new Error('no'), { code: 'ENOENT' });
+    return text;
+  };
+  const web = (extra: string, cmd = 'gunicorn app --workers 2 --max-requests 10 --max-requests-jitter 1 --worker-tmp-dir /dev/shm') =>
+    `services:\n  web-1:\n    image: x\n    command: ${cmd}\n${extra}`;
+  const run = (text: string, opts: Partial<Parameters<typeof analyzePlan>[1]> = {}) =>
+    analyzePlan(loadPlan({ files: ['/p/c.yml'], env: {}, readFile: mem(text) }), { host: undefined, nginx: new Map(), ...opts }).findings.map((f) => f.rule);
+
+  it('stop_grace_period equal to the graceful timeout is enough; one second less is not', () => {
+    expect(run(web('    stop_grace_period: 30s\n'))).not.toContain('stop-grace-shorter-than-graceful-timeout');
+    expect(run(web('    stop_grace_period: 29s\n'))).toContain('stop-grace-shorter-than-graceful-timeout');
+  });
+  it('a health timeout of exactly the tolerance is fine', () => {
+    const hc = (t: string) => web(`    healthcheck:\n      test: ["CMD", "true"]\n      timeout: ${t}\n`, 'gunicorn app --timeout 300 --max-requests 10 --max-requests-jitter 1 --worker-tmp-dir /dev/shm');
+    expect(run(hc('30s'))).not.toContain('health-timeout-too-short');
+    expect(run(hc('29s'))).toContain('health-timeout-too-short');
+  });
+  it('a probe limit equal to the health check timeout is flagged', () => {
+    const hc = (m: string) => web(`    healthcheck:\n      test: ["CMD", "curl", "-f", "--max-time", "${m}", "http://localhost/"]\n      timeout: 30s\n`);
+    expect(run(hc('30'))).toContain('probe-timeout-exceeds-healthcheck');
+    expect(run(hc('29'))).not.toContain('probe-timeout-exceeds-healthcheck');
+  });
+  it('CPU limits exactly at the host are not an overcommit', () => {
+    const host = { cpus: 2, memoryBytes: 8 * GiB, reserveMemoryBytes: GiB, source: 'flags' as const };
+    const limits = (c: string) => web(`    deploy:\n      resources:\n        limits:\n          cpus: "${c}"\n`);
+    expect(run(limits('2'), { host })).not.toContain('host-cpu-overcommit');
+    expect(run(limits('2.01'), { host })).toContain('host-cpu-overcommit');
+  });
+  it('keep-alive equal to nginx keepalive_timeout is a mismatch; above it is not', () => {
+    const conf = parseNginx('upstream b { server web-1:8000; keepalive 8; keepalive_timeout 60s; }\nserver { location / { proxy_pass http://b; proxy_read_timeout 30s; } }');
+    const rules = (ka: number) => run(web('', `gunicorn app --keep-alive ${ka} --max-requests 10 --max-requests-jitter 1 --worker-tmp-dir /dev/shm`), { nginx: new Map([['nginx', conf]]) });
+    expect(rules(60)).toContain('keepalive-mismatch');
+    expect(rules(61)).not.toContain('keepalive-mismatch');
+    expect(rules(61)).not.toContain('upstream-mismatch');
+  });
+});
