@@ -29,8 +29,8 @@ export interface Context {
   readonly signal: AbortSignal;
 }
 
-/** Rich task list on a terminal, timestamped lines in pipes and CI (listr2's own rule, decided once here). */
+/** Rich task list when progress (stderr) is a terminal, timestamped lines in pipes and CI; decided once here. */
 export function chooseRenderer(io: IO, env: NodeJS.ProcessEnv): RendererKind {
   if (env['CI'] === 'true' || env['CI'] === '1' || env['TERM'] === 'dumb') return 'simple';
-  return io.stdoutIsTTY && io.stderrIsTTY ? 'default' : 'simple';
+  return io.stderrIsTTY ? 'default' : 'simple';
 }

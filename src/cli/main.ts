@@ -88,11 +88,11 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--include <service>', 'also recreate this stateful service (redis…) when it differs; repeatable', collect)
     .addOption(new Option('--parallelism <n>', 'services updated at once (default: deploy.update_config.parallelism, else 1)').argParser(intOption('--parallelism', 1, 100)))
     .addOption(new Option('--delay <duration>', 'pause between batches (default: deploy.update_config.delay, else 0s)').argParser(durationOption('--delay')))
-    .addOption(new Option('--monitor <duration>', 'watch each new container this long after it is healthy (default: deploy.update_config.monitor, else 5s)').argParser(durationOption('--monitor')))
-    .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout')))
+    .addOption(new Option('--monitor <duration>', 'watch each new container this long after it is healthy (default: deploy.update_config.monitor, else 5s; 0s skips)').argParser(durationOption('--monitor')))
+    .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout', 1000)))
     .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
-    .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR or ~/.local/state/arena-deploy)')
+    .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
         files: [...plan, ...((o['file'] as string[]) ?? [])],

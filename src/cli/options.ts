@@ -3,10 +3,11 @@ import { UsageError } from '../errors.js';
 import { parseDuration, parseSize } from '../plan/units.js';
 
 /** `--monitor 5s` → 5000. */
-export function durationOption(flag: string) {
+export function durationOption(flag: string, minMs = 0) {
   return (value: string): number => {
     const ms = parseDuration(value);
     if (ms === undefined) throw new UsageError(`${flag} "${value}" is not a duration (for example 30s, 1m30s, 500ms).`);
+    if (ms < minMs) throw new UsageError(`${flag} "${value}" is too short: it must be at least ${minMs / 1000}s.`);
     if (ms > 24 * 3_600_000) throw new UsageError(`${flag} "${value}" is longer than a day.`);
     return ms;
   };

@@ -48,7 +48,9 @@ export function loadPlan(options: LoadPlanOptions): Plan {
     try {
       text = readFile(file);
     } catch (err) {
-      throw new PlanError(`cannot read compose file: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { file }, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory, not a file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+      throw new PlanError(`cannot read compose file: ${why}`, { file }, { cause: err });
     }
     const doc = parseYaml(file, text, positions);
     const data = interpolateTree(doc, env, file, positions, []);

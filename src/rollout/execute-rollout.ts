@@ -85,17 +85,18 @@ async function validateTarget(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine
   if (deps.current.project !== deps.target.project) {
     throw new ValidationError(`The target plan belongs to compose project "${deps.target.project}" but the current deployment is project "${deps.current.project}": pass --project to choose one.`);
   }
-  const needed = new Map<string, string>();
+  const needed = new Map<string, string[]>();
   for (const step of plan.steps) {
     if (step.kind !== 'update') continue;
     for (const u of step.updates) {
       const svc = deps.target.services[u.service];
       if (!svc) continue;
-      needed.set(svc.image ?? `${plan.project}-${u.service}`, u.service);
+      const image = svc.image ?? `${plan.project}-${u.service}`;
+      needed.set(image, [...(needed.get(image) ?? []), u.service]);
     }
   }
   const missing: string[] = [];
-  for (const [image, service] of needed) if (!(await deps.engine.imageExists(image))) missing.push(`${image} (${service})`);
+  for (const [image, services] of needed) if (!(await deps.engine.imageExists(image))) missing.push(`${image} (${compactNames(services)})`);
   if (missing.length) {
     throw new ValidationError(`The engine does not have ${missing.length === 1 ? 'the image' : 'the images'} ${missing.join(', ')}: build or load ${missing.length === 1 ? 'it' : 'them'} first (no image is pulled during a rollout).`);
   }
@@ -189,7 +190,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
           title: step.title,
           task: async (_ctx, task) => {
             const notes = preflight(plan, deps);
-            task.title = notes.length ? `${step.title}: ${notes.join('; ')}` : `${step.title}: ${step.services.length} rolled service(s) healthy`;
+            task.title = notes.length ? `${step.title}: ${notes.join('; ')}` : `${step.title}: ${step.services.length ? `${compactNames(step.services)} running and healthy` : 'no rolled service runs yet'}`;
           },
         };
       case 'backup':
@@ -203,6 +204,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       case 'pause':
         return { title: step.title, task: async () => deps.clock.sleep(step.ms, deps.signal) };
       case 'update':
+        if (step.updates.length === 1) {
+          const u = step.updates[0] as ServiceUpdate;
+          return { title: `${u.service}: ${summarizeChanges(u.changes, 3)}`, task: async (_ctx, task) => updateOne(u, task) };
+        }
         return {
           title: step.title,
           task: (_ctx, task) =>
@@ -374,9 +379,28 @@ function listrOptions(deps: ExecuteDeps) {
   };
 }
 
+/** `web-1…web-6, nginx`: numbered runs of names compressed, in the order given. */
+export function compactNames(list: readonly string[]): string {
+  const sorted = [...list].sort(naturalCompare);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    const m = /^(.*?)(\d+)$/.exec(sorted[i] as string);
+    let j = i;
+    if (m) {
+      while (j + 1 < sorted.length) {
+        const n = /^(.*?)(\d+)$/.exec(sorted[j + 1] as string);
+        if (!n || n[1] !== m[1] || Number(n[2]) !== Number(m[2]) + (j + 1 - i)) break;
+        j += 1;
+      }
+    }
+    parts.push(j - i >= 2 ? `${sorted[i]}…${sorted[j]}` : sorted.slice(i, j + 1).join(', '));
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
 function names(list: readonly string[]): string {
-  if (list.length <= 3) return list.join(', ');
-  return `${list[0]}…${list[list.length - 1]} (${list.length})`;
+  return compactNames(list);
 }
 
 /** The one-line verdict: what happened and which services run which config. */

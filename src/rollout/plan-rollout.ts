@@ -103,6 +103,27 @@ export function isStateful(service: ServicePlan, plan: Plan): boolean {
   return STATEFUL_IMAGE.test(service.image ?? '');
 }
 
+/** Orders updates so a service comes after those it depends_on (nginx after the web services it routes to); ties keep their order. */
+export function dependencyOrder(updates: readonly ServiceUpdate[], plan: Plan): ServiceUpdate[] {
+  const names = new Set(updates.map((u) => u.service));
+  const out: ServiceUpdate[] = [];
+  const placed = new Set<string>();
+  const visiting = new Set<string>();
+  const visit = (u: ServiceUpdate) => {
+    if (placed.has(u.service) || visiting.has(u.service)) return;
+    visiting.add(u.service);
+    for (const dep of plan.services[u.service]?.dependsOn ?? []) {
+      const d = updates.find((x) => x.service === dep);
+      if (d && names.has(dep)) visit(d);
+    }
+    visiting.delete(u.service);
+    placed.add(u.service);
+    out.push(u);
+  };
+  for (const u of updates) visit(u);
+  return out;
+}
+
 /** Plans a rollout; throws ValidationError when the policy names services the target lacks. */
 export function planRollout(input: PlanRolloutInput): RolloutPlan {
   const { target, current, live, policy } = input;
@@ -176,7 +197,7 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     if (batch > 1 && delayMs > 0) steps.push({ kind: 'pause', title: `Wait ${delayMs} ms (update_config.delay)`, ms: delayMs });
     steps.push({ kind: 'update', title: `Update ${updates.map((u) => u.service).join(', ')}`, batch, role: 'rolled', updates });
   }
-  for (const u of others) {
+  for (const u of dependencyOrder(others, target)) {
     batch += 1;
     steps.push({ kind: 'update', title: `Update ${u.service}`, batch, role: 'other', updates: [u] });
   }

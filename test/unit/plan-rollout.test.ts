@@ -111,3 +111,19 @@ describe('healthDeadlineMs', () => {
     expect(healthDeadlineMs(real.services['web-1']!)).toBe(240_000);
   });
 });
+
+describe('ordering and names', () => {
+  it('puts nginx after the web services it depends on when --services leaves some out of the rolled batch', () => {
+    // Back from the optimized fleet to the original: web-7…web-10 are created, nginx routes to them.
+    const live = liveOf(Object.keys(optimized.services));
+    const plan = planRollout({ target: original, current: optimized, live, policy: { services: 'web-{1,2}' } });
+    const order = outline(plan.steps).filter((s) => s.startsWith('update'));
+    expect(order.indexOf('update nginx')).toBeGreaterThan(order.indexOf('update web-10'));
+    expect(order.indexOf('update nginx')).toBeGreaterThan(order.indexOf('update web-9'));
+  });
+  it('compresses numbered runs of names', async () => {
+    const { compactNames } = await import('../../src/rollout/execute-rollout.js');
+    expect(compactNames(['nginx', 'web-2', 'web-1', 'web-3', 'web-10', 'web-4', 'web-5', 'web-6'])).toBe('nginx, web-1…web-6, web-10');
+    expect(compactNames(['web-7', 'web-8'])).toBe('web-7, web-8');
+  });
+});

@@ -130,9 +130,10 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   }
   ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
   if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
+  // The verdict is the last line on stdout whatever the outcome; failures also end with it as the error on stderr.
+  ctx.io.stdout.write(`${redact(result.verdict)}\n`);
   switch (result.outcome) {
     case 'succeeded':
-      ctx.io.stdout.write(`${redact(result.verdict)}\n`);
       return 0;
     case 'rolled-back':
       throw new RolledBackError(redact(result.verdict));
