@@ -124,3 +124,35 @@ describe('rule boundaries on small plans', () => {
     expect(rules(61)).not.toContain('upstream-mismatch');
   });
 });
+
+describe('rules that the guide plans do not trigger', () => {
+  const optimized = loadPlan({ files: [path.join(root, 'plans', 'docker-compose.loadbalanced.optimized.yml')], env: {} });
+  const conf = (text: string) => new Map([['nginx', parseNginx(text)]]);
+  const byRule = (a: ReturnType<typeof analyzePlan>, rule: string) => a.findings.filter((f) => f.rule === rule);
+
+  it('upstream-mismatch: nginx still routing to web-7, and web-6 left out of the upstream', () => {
+    const a = analyzePlan(optimized, { host: undefined, nginx: conf('upstream b { server web-1:8000; server web-2:8000; server web-3:8000; server web-4:8000; server web-5:8000; server web-7:8000; }\nserver { location / { proxy_pass http://b; proxy_read_timeout 300s; } }') });
+    expect(byRule(a, 'upstream-mismatch').map((f) => [f.severity, f.values])).toEqual([
+      ['error', { upstreamHost: 'web-7' }],
+      ['error', { missing: 'web-6' }],
+    ]);
+  });
+  it('proxy-timeout-shorter-than-gunicorn: nginx default 60 s against gunicorn 300 s', () => {
+    const a = analyzePlan(optimized, { host: undefined, nginx: conf('upstream b { server web-1:8000; server web-2:8000; server web-3:8000; server web-4:8000; server web-5:8000; server web-6:8000; }\nserver { location / { proxy_pass http://b; } }') });
+    expect(byRule(a, 'proxy-timeout-shorter-than-gunicorn')[0]?.values).toEqual({ proxyReadTimeoutS: 60, gunicornTimeoutS: 300 });
+  });
+  it('host-memory-overcommit and a CPU reservation error on a small host', () => {
+    const a = analyzePlan(optimized, { host: { cpus: 4, memoryBytes: 16 * GiB, reserveMemoryBytes: GiB, source: 'flags' }, nginx: new Map() });
+    expect(byRule(a, 'host-memory-overcommit')[0]).toMatchObject({ severity: 'error', values: { limitsMb: 41984, hostMb: 16384, reserveMb: 1024, overByMb: 26624 } });
+    expect(byRule(a, 'host-cpu-overcommit').map((f) => f.severity)).toEqual(['warning']);
+  });
+  it('missing-max-requests-jitter when only --max-requests is set', () => {
+    const plan = loadPlan({ files: ['/p/c.yml'], env: {}, readFile: (f) => {
+      if (f !== '/p/c.yml') throw Object.assign(new Error('no'), { code: 'ENOENT' });
+      return 'services:\n  web-1:\n    image: x\n    command: gunicorn app --max-requests 1000 --worker-tmp-dir /dev/shm\n    deploy:\n      resources:\n        reservations:\n          cpus: "3"\n';
+    } });
+    const a = analyzePlan(plan, { host: { cpus: 2, memoryBytes: 8 * GiB, reserveMemoryBytes: GiB, source: 'flags' }, nginx: new Map() });
+    expect(byRule(a, 'missing-max-requests-jitter')).toHaveLength(1);
+    expect(byRule(a, 'host-cpu-overcommit')[0]).toMatchObject({ severity: 'error', values: { reservedCpus: 3, hostCpus: 2 } });
+  });
+});
