@@ -34,12 +34,12 @@ export function renderDryRun(plan: RolloutPlan, checks: readonly string[]): stri
   out.push(`  target:  ${plan.targetFiles.join(', ')}`);
   out.push('');
   const width = Math.max(7, ...plan.services.map((s) => s.service.length));
-  const actionOf = (s: RolloutPlan['services'][number]) => (s.role === 'stateful' ? 'keep (stateful, differs)' : s.role === 'unchanged' ? 'keep' : s.action);
+  const actionOf = (s: RolloutPlan['services'][number]) => (s.role === 'stateful' ? 'keep (stateful, differs)' : s.role === 'kept' ? 'keep (not in the target)' : s.role === 'unchanged' ? 'keep' : s.action);
   const actionWidth = Math.max(6, ...plan.services.map((s) => actionOf(s).length));
   out.push(`${'SERVICE'.padEnd(width)}  ${'ACTION'.padEnd(actionWidth)}  CHANGES`);
   for (const s of plan.services) {
     const lines =
-      s.role === 'retired' ? ['not in the target: stopped and removed'] : s.role === 'unchanged' ? ['no change'] : s.changes.map((c) => (c.field === 'service' ? 'new service' : `${c.field}: ${c.from} → ${c.to}`));
+      s.role === 'retired' ? ['not in the target: stopped and removed'] : s.role === 'kept' ? ['not in the target: left running (pass --include to remove it)'] : s.role === 'unchanged' ? ['no change'] : s.changes.map((c) => (c.field === 'service' ? 'new service' : `${c.field}: ${c.from} → ${c.to}`));
     lines.forEach((l, i) => out.push(`${(i === 0 ? s.service : '').padEnd(width)}  ${(i === 0 ? actionOf(s) : '').padEnd(actionWidth)}  ${l}`));
   }
   out.push('');

@@ -127,58 +127,85 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     rows.set(d.service, {
       change: d.role === 'retired' ? 'retire' : d.role === 'unchanged' ? 'no change' : summarizeChanges(d.changes, 4),
       timeToHealthyMs: undefined,
-      result: d.role === 'unchanged' ? 'unchanged' : d.role === 'stateful' ? 'kept (stateful, differs)' : 'not started',
+      result: d.role === 'unchanged' ? 'unchanged' : d.role === 'stateful' ? 'kept (stateful, differs)' : d.role === 'kept' ? 'kept (not in the target)' : 'not started',
       config: d.role === 'unchanged' ? 'new' : d.role === 'added' ? 'gone' : 'old',
     });
   }
   const row = (s: string) => rows.get(s) as RowState;
   let backup: Backup | undefined;
-  let failedService: string | undefined;
-  let failedContainer: string | undefined;
+  /** Failures in the order they happened: which service, which container, what. */
+  const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
+  /** What each updated service looked like when it passed its monitor window, for the final verification. */
+  const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
 
   const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
     // After a signal no new service is started.
     if (deps.signal.aborted) throw new CancelledError(`Interrupted before ${u.service} was started.`);
-    task.output = u.action === 'create' ? 'creating' : 'recreating';
-    changed.push({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
-    row(u.service).result = 'failed';
-    row(u.service).config = 'unknown';
-    failedService = u.service;
-    // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
-    await deps.compose.recreate(targetOf(plan), [u.service]);
-    row(u.service).config = 'new';
-    // Time to healthy counts from the new container's start, not from stopping the old one.
-    const t0 = deps.clock.now();
-    const containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
-    if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
-    for (const c of containers) {
-      failedContainer = c.id;
-      task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-      await waitForHealthy(deps.engine, events, deps.clock, {
-        service: u.service,
-        containerId: c.id,
-        waitFor: u.waitFor,
-        deadlineMs: u.healthDeadlineMs,
-        signal: deps.signal,
-        pollMs: deps.pollMs,
-        onStatus: (s) => {
-          task.output = `${s} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-        },
-      });
-    }
-    const healthyAfter = deps.clock.now() - t0;
-    row(u.service).timeToHealthyMs = healthyAfter;
-    if (u.monitorMs > 0) {
-      task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
+    let current: string | undefined;
+    try {
+      task.output = u.action === 'create' ? 'creating' : 'recreating';
+      changed.push({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
+      row(u.service).result = 'failed';
+      row(u.service).config = 'unknown';
+      // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
+      await deps.compose.recreate(targetOf(plan), [u.service]);
+      row(u.service).config = 'new';
+      // Time to healthy counts from the new container's start, not from stopping the old one.
+      const t0 = deps.clock.now();
+      const containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
+      if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
       for (const c of containers) {
-        failedContainer = c.id;
-        await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+        current = c.id;
+        task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+        await waitForHealthy(deps.engine, events, deps.clock, {
+          service: u.service,
+          containerId: c.id,
+          waitFor: u.waitFor,
+          deadlineMs: u.healthDeadlineMs,
+          signal: deps.signal,
+          pollMs: deps.pollMs,
+          onStatus: (st) => {
+            task.output = `${st} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+          },
+        });
+      }
+      const healthyAfter = deps.clock.now() - t0;
+      row(u.service).timeToHealthyMs = healthyAfter;
+      if (u.monitorMs > 0) task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
+      const seen: Array<{ id: string; restartCount: number; hasHealthcheck: boolean }> = [];
+      for (const c of containers) {
+        current = c.id;
+        if (u.monitorMs > 0) await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+        const d = await deps.engine.inspect(c.id);
+        seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck });
+      }
+      settled.set(u.service, seen);
+      row(u.service).result = u.action === 'create' ? 'created' : 'updated';
+      task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
+    } catch (err) {
+      failures.push({ service: u.service, containerId: current, error: err });
+      throw err;
+    }
+  };
+
+  /** Verification: every service running (healthy where it has a check), and none restarted since it passed its monitor window. */
+  const verify = async (services: readonly string[]): Promise<string[]> => {
+    const now = await deps.engine.listProject(plan.project);
+    const problems: string[] = [];
+    for (const name of services) {
+      const cs = now.filter((c) => c.service === name);
+      if (cs.length === 0) problems.push(`${name} has no container`);
+      for (const c of cs) {
+        const d = await deps.engine.inspect(c.id);
+        const before = settled.get(name)?.find((x) => x.id === c.id);
+        if (!d.running) problems.push(`${name} is ${d.state} (exit code ${d.exitCode})`);
+        else if (before && d.restartCount > before.restartCount) problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window (last exit code ${d.exitCode})`);
+        else if (d.hasHealthcheck && d.health !== 'healthy') problems.push(`${name} is ${d.health}`);
+        if (d.oomKilled) problems.push(`${name} ran out of memory (OOMKilled)`);
       }
     }
-    row(u.service).result = u.action === 'create' ? 'created' : 'updated';
-    failedService = undefined;
-    failedContainer = undefined;
-    task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
+    for (const c of now) if (!plan.services.some((x) => x.service === c.service && x.role !== 'retired')) problems.push(`${c.service} is still there`);
+    return [...new Set(problems)];
   };
 
   const taskFor = (step: Step): ListrTask => {
@@ -210,11 +237,18 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         }
         return {
           title: step.title,
-          task: (_ctx, task) =>
-            task.newListr(
-              step.updates.map((u) => ({ title: `${u.service}: ${summarizeChanges(u.changes, 3)}`, task: async (_c: unknown, t: TaskW) => updateOne(u, t) })),
-              { concurrent: step.updates.length > 1, exitOnError: true },
-            ),
+          task: async (_ctx, task) => {
+            // Every service of the batch settles (healthy or failed) before a failure starts the rollback.
+            const before = failures.length;
+            await task
+              .newListr(
+                step.updates.map((u) => ({ title: `${u.service}: ${summarizeChanges(u.changes, 3)}`, task: async (_c: unknown, t: TaskW) => updateOne(u, t) })),
+                { concurrent: true, exitOnError: false },
+              )
+              .run();
+            const first = failures[before];
+            if (first) throw first.error;
+          },
         };
       case 'retire':
         return {
@@ -225,6 +259,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
                 title: `${r.service}: stop and remove`,
                 task: async (_c: unknown, t: TaskW) => {
                   changed.push({ service: r.service, kind: 'retired' });
+                  row(r.service).result = 'failed';
                   for (const id of r.containerIds) {
                     t.output = `stopping ${id.slice(0, 12)} (grace ${r.stopTimeoutS}s)`;
                     await deps.engine.stop(id, r.stopTimeoutS);
@@ -242,16 +277,9 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         return {
           title: step.title,
           task: async (_ctx, task) => {
-            const now = await deps.engine.listProject(plan.project);
-            const problems: string[] = [];
-            for (const name of step.services) {
-              const cs = now.filter((c) => c.service === name);
-              if (cs.length === 0) problems.push(`${name} has no container`);
-              for (const c of cs) if (c.state !== 'running' || c.health === 'unhealthy') problems.push(`${name} is ${c.state === 'running' ? c.health : c.state}`);
-            }
-            for (const c of now) if (!plan.services.some((d) => d.service === c.service && d.role !== 'retired')) problems.push(`${c.service} is still there`);
-            if (problems.length) throw new ValidationError(`The fleet is not as planned after the rollout: ${problems.join(', ')}.`);
-            task.title = `Verified: ${step.services.length} services running${now.some((c) => c.health === 'healthy') ? ', health checks passing' : ''}`;
+            const problems = await verify(step.services);
+            if (problems.length) throw new ValidationError(`The fleet is not as planned after the rollout: ${problems.join('; ')}`);
+            task.title = `Verified: ${compactNames(step.services)} running, health checks passing, no restarts`;
           },
         };
     }
@@ -279,9 +307,11 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       throw err;
     }
     interrupted = err instanceof CancelledError || deps.signal.aborted;
-    const message = err instanceof CommandFailedError && err.firstStderrLine ? `${err.message}: ${err.firstStderrLine}` : err instanceof Error ? err.message : String(err);
-    const details = failedContainer ? await describeFailure(deps.engine, failedContainer, deps.redact) : [];
-    failure = { service: failedService, message: deps.redact(message), details };
+    const first = failures[0];
+    const cause = first?.error ?? err;
+    const message = cause instanceof CommandFailedError && cause.firstStderrLine ? `${cause.message}: ${cause.firstStderrLine}` : cause instanceof Error ? cause.message : String(cause);
+    const details = first?.containerId ? await describeFailure(deps.engine, first.containerId, deps.redact) : [];
+    failure = { service: first?.service, message: deps.redact(message.replace(/\.$/, '')), details };
   }
 
   const rollbackErrors: string[] = [];
@@ -419,13 +449,15 @@ export function verdictOf(
     if (updated.length === 0 && retired.length === 0) return `Nothing to do: every service of ${plan.project} already runs the target config${kept.length ? ` (${names(kept)} differs but is stateful and was left alone)` : ''}.`;
     return `Rolled out ${plan.project}: ${updated.length ? `${names(updated)} on the new config` : 'no service recreated'}${retired.length ? `, ${names(retired)} retired` : ''}${kept.length ? `, ${names(kept)} left alone (stateful)` : ''}.`;
   }
-  const why = failure ? `${failure.service ?? 'the rollout'}: ${failure.message}` : 'unknown failure';
+  const why = failure ? `${failure.service ? `${failure.service}: ` : ''}${failure.message}` : 'unknown failure';
   if (outcome === 'rollback-failed') {
     const newOnes = by((s) => s.config === 'new' && s.result !== 'unchanged');
     const unknown = by((s) => s.config === 'unknown');
     return `Rollback failed after ${why}. ${unknown.length ? `${names(unknown)} in an unknown state` : ''}${newOnes.length ? `${unknown.length ? ', ' : ''}${names(newOnes)} on the NEW config` : ''}; the rest on the old config. A person must look: ${rollbackErrors.join('; ')}.`;
   }
-  const restored = by((s) => s.result === 'rolled back' || s.result === 'removed (rolled back)');
+  const restored = by((s) => s.result === 'rolled back');
+  const removed = by((s) => s.result === 'removed (rolled back)');
   const head = outcome === 'interrupted' ? 'Interrupted' : 'Rolled back';
-  return `${head}: ${why}. ${restored.length ? `${names(restored)} restored from the backup; ` : ''}every service of ${plan.project} is on the old config.`;
+  const undone = [restored.length ? `${names(restored)} restored from the backup` : '', removed.length ? `${names(removed)} (new) removed` : ''].filter(Boolean).join(', ');
+  return `${head}: ${why.replace(/\.$/, '')}. ${undone ? `${undone}; ` : ''}every service of ${plan.project} is on the old config.`;
 }

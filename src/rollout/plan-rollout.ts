@@ -54,7 +54,7 @@ export type Step =
 /** Per service, what the rollout does with it and why. */
 export interface ServiceDisposition {
   readonly service: string;
-  readonly role: 'rolled' | 'other' | 'stateful' | 'retired' | 'added' | 'unchanged';
+  readonly role: 'rolled' | 'other' | 'stateful' | 'kept' | 'retired' | 'added' | 'unchanged';
   readonly action: 'recreate' | 'create' | 'retire' | 'keep';
   readonly changes: readonly FieldChange[];
   readonly note?: string;
@@ -136,13 +136,12 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     if (literal && !target.services[g]) throw new ValidationError(`--services names "${g}", which the target plan ${target.files.join(', ')} does not define (it has ${targetNames.join(', ')}).`);
     if (!literal && !targetNames.some((n) => re.test(n))) throw new ValidationError(`--services "${g}" matches no service of the target plan (it has ${targetNames.join(', ')}).`);
   }
-  for (const name of policy.include ?? []) {
-    if (!target.services[name]) throw new ValidationError(`--include names "${name}", which the target plan does not define.`);
-  }
-
   const liveBy = new Map<string, ContainerSummary[]>();
   for (const c of live) liveBy.set(c.service, [...(liveBy.get(c.service) ?? []), c]);
   const liveNames = [...liveBy.keys()].sort(naturalCompare);
+  for (const name of policy.include ?? []) {
+    if (!target.services[name] && !liveBy.has(name)) throw new ValidationError(`--include names "${name}", which neither the target plan nor the running fleet has.`);
+  }
 
   const dispositions: ServiceDisposition[] = [];
   const rolled: ServiceUpdate[] = [];
@@ -179,8 +178,15 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     (isRolled ? rolled : others).push(update);
     dispositions.push({ service: name, role: containers.length === 0 ? 'added' : isRolled ? 'rolled' : 'other', action: update.action, changes: shownChanges });
   }
-  const retired = liveNames.filter((n) => !target.services[n]);
+  // Only rolled services (web-*) the target drops are retired on their own; removing anything else
+  // (nginx, redis…) must be asked for with --include, since a plan missing them is more often a mistake.
+  const absent = liveNames.filter((n) => !target.services[n]);
+  const retired = absent.filter((n) => matchesAny(n, glob) || (policy.include ?? []).includes(n));
   for (const name of retired) dispositions.push({ service: name, role: 'retired', action: 'retire', changes: [{ field: 'service', from: 'running', to: 'removed' }] });
+  for (const name of absent.filter((n) => !retired.includes(n))) {
+    dispositions.push({ service: name, role: 'kept', action: 'keep', changes: [{ field: 'service', from: 'running', to: 'not in the target' }], note: `not in the target: left running; pass --include ${name} to remove it` });
+    warnings.push(`${name} runs but is not in the target plan: it is left running (it is not one of the rolled services); pass --include ${name} to stop and remove it.`);
+  }
 
   const steps: Step[] = [
     { kind: 'validate', title: 'Validate the target plan' },

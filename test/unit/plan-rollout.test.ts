@@ -77,7 +77,7 @@ describe('planRollout', () => {
     expect(() => planRollout({ target: optimized, current: original, live: liveOriginal, composeView, policy: { services: 'api-*' } })).toThrow(
       '--services "api-*" matches no service of the target plan (it has nginx, redis, web-1, web-2, web-3, web-4, web-5, web-6).',
     );
-    expect(() => planRollout({ target: optimized, current: original, live: liveOriginal, composeView, policy: { include: ['postgres'] } })).toThrow('--include names "postgres", which the target plan does not define.');
+    expect(() => planRollout({ target: optimized, current: original, live: liveOriginal, composeView, policy: { include: ['postgres'] } })).toThrow('--include names "postgres", which neither the target plan nor the running fleet has.');
   });
 
   it('leaves a differing stateful service alone unless included, and says so', () => {
@@ -125,5 +125,22 @@ describe('ordering and names', () => {
     const { compactNames } = await import('../../src/rollout/execute-rollout.js');
     expect(compactNames(['nginx', 'web-2', 'web-1', 'web-3', 'web-10', 'web-4', 'web-5', 'web-6'])).toBe('nginx, web-1…web-6, web-10');
     expect(compactNames(['web-7', 'web-8'])).toBe('web-7, web-8');
+  });
+});
+
+describe('what a target leaves out', () => {
+  it('retires dropped web services but leaves nginx and redis running unless --include names them', () => {
+    const onlyWeb1 = loadPlan({ files: ['/p/c.yml'], projectName: 'p', env: {}, readFile: (f) => {
+      if (f !== '/p/c.yml') throw Object.assign(new Error('no'), { code: 'ENOENT' });
+      return 'services:\n  web-1:\n    image: arena-deploy/backend:fixture\n';
+    } });
+    const plan = planRollout({ target: onlyWeb1, current: optimized, live: liveOf(Object.keys(optimized.services)), policy: {} });
+    const retire = plan.steps.find((s) => s.kind === 'retire');
+    expect(retire?.kind === 'retire' && retire.services.map((r) => r.service)).toEqual(['web-2', 'web-3', 'web-4', 'web-5', 'web-6']);
+    expect(plan.services.filter((d) => d.role === 'kept').map((d) => d.service)).toEqual(['nginx', 'redis']);
+    expect(plan.warnings).toContain('redis runs but is not in the target plan: it is left running (it is not one of the rolled services); pass --include redis to stop and remove it.');
+    const withNginx = planRollout({ target: onlyWeb1, current: optimized, live: liveOf(Object.keys(optimized.services)), policy: { include: ['nginx'] } });
+    const r2 = withNginx.steps.find((s) => s.kind === 'retire');
+    expect(r2?.kind === 'retire' && r2.services.map((r) => r.service)).toContain('nginx');
   });
 });
