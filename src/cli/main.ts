@@ -51,7 +51,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
       io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
       controller.abort();
     } else {
-      io.stderr.write(`${sig} again: leaving now; the fleet may be part old, part new (see \`docker compose ps\`).\n`);
+      io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
       process.exit(ExitCode.interrupted);
     }
   };

@@ -44,6 +44,8 @@ export class ExecaProcessRunner implements ProcessRunner {
       stripFinalNewline: true,
       // Its own process group: a Ctrl-C on the terminal reaches this tool, which decides, not a compose halfway through a recreate.
       detached: true,
+      // And it outlives a forced exit: a compose killed halfway through a recreate leaves a service with no running container.
+      cleanup: false,
     });
     if (options.onOutput) {
       const forward = (chunk: Buffer | string) => options.onOutput?.(chunk.toString());

@@ -24,8 +24,8 @@ export function interpolate(text: string, env: Environment): string {
     }
     if (next === '{') {
       const end = findClosingBrace(text, i + 2);
-      if (end < 0) throw new InterpolationError(`invalid interpolation format for "${text}": missing "}"`);
-      out += expand(text.slice(i + 2, end), env, text);
+      if (end < 0) throw new InterpolationError('invalid interpolation format: missing "}"');
+      out += expand(text.slice(i + 2, end), env);
       i = end + 1;
       continue;
     }
@@ -53,9 +53,9 @@ function findClosingBrace(text: string, from: number): number {
   return -1;
 }
 
-function expand(body: string, env: Environment, whole: string): string {
+function expand(body: string, env: Environment): string {
   const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([\s\S]*))?$/.exec(body);
-  if (!m) throw new InterpolationError(`invalid interpolation format for "${whole}": "\${${body}}"`);
+  if (!m) throw new InterpolationError(`invalid interpolation format: "\${${body.length > 40 ? `${body.slice(0, 40)}…` : body}}" is not a variable expression`);
   const name = m[1] as string;
   const op = m[2];
   const arg = m[3] ?? '';
@@ -80,7 +80,7 @@ function expand(body: string, env: Environment, whole: string): string {
       if (!set) throw new InterpolationError(`required variable ${name} is missing a value${arg ? `: ${arg}` : ''}`);
       return value as string;
     default:
-      throw new InterpolationError(`invalid interpolation format for "${whole}"`);
+      throw new InterpolationError(`invalid interpolation format in "\${${name}${op}…}"`);
   }
 }
 

@@ -23,6 +23,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonMap = { [k: string]: Json };
 type Positions = Map<string, SourcePos>;
 
+const URL_CREDENTIALS = /:\/\/[^/\s:@]*:[^@/\s]+@/;
 const ARENA_KEYS = new Set(['services', 'stateful', 'host', 'memory-model']);
 const HOST_KEYS = new Set(['cpus', 'memory', 'reserve-memory']);
 const MODEL_KEYS = new Set(['base', 'per-worker', 'overhead']);
@@ -60,8 +61,9 @@ export function loadPlan(options: LoadPlanOptions): Plan {
   }
 
   const services = merged['services'];
-  if (services === undefined || services === null) throw new PlanError('the plan defines no services', { file: files[0] as string });
+  if (services === undefined || services === null) throw new PlanError('the plan defines no services', positions.get('services') ?? { file: files[0] as string, line: 1, col: 1 });
   if (typeof services !== 'object' || Array.isArray(services)) throw fieldError('services', 'must be a mapping', positions, files[0] as string);
+  if (Object.keys(services).length === 0) throw new PlanError('the plan defines no services', positions.get('services') ?? { file: files[0] as string, line: 1, col: 1 });
 
   const extension = readExtension(merged['x-arena-deploy'], positions, files[0] as string);
   const nameField = merged['name'];
@@ -162,6 +164,7 @@ function interpolateTree(doc: Document, env: Environment, file: string, position
       try {
         return interpolate(value, env);
       } catch (err) {
+        // The message names the path, never the value: it may hold a secret.
         if (err instanceof InterpolationError) throw new PlanError(`${at}: ${err.message}`, positions.get(`${at}#value`) ?? positions.get(at) ?? { file });
         throw err;
       }
@@ -311,7 +314,9 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   if (envField !== undefined && envField !== null && !Array.isArray(envField) && !isMapping(envField)) throw err('environment', 'must be a list or a mapping');
   for (const [k, v] of Object.entries(listToMap(envField))) {
     if (v !== null && typeof v === 'object') throw err(`environment.${k}`, 'must be a string, number or boolean');
-    environment[k] = { value: v === null ? (ctx.env[k] ?? null) : String(v), sensitive: isSecretKey(k) };
+    const value = v === null ? (ctx.env[k] ?? null) : String(v);
+    // Secret by its name, or a URL with credentials in it (redis://:password@host, postgres://user:password@db).
+    environment[k] = { value, sensitive: isSecretKey(k) || (value !== null && URL_CREDENTIALS.test(value)) };
   }
 
   const ports = asList(svc['ports']).map((p, i) => parsePort(p, () => err(`ports.${i}`, `${JSON.stringify(p)} is not a port mapping`)));

@@ -146,7 +146,18 @@ describe('a compose file written by other people', () => {
     expect(plan.services['proxy']!.command).toEqual(['nginx', '-g', 'daemon off;']);
     // Secrets: from the env file, or by their name.
     expect(web.environment['SECRET_KEY']).toEqual({ value: 'fixture-shop-secret', sensitive: true });
-    expect(web.environment['DATABASE_URL']?.sensitive).toBe(false);
+    expect(web.environment['DATABASE_URL']?.sensitive).toBe(true); // postgres://shop:devpass@db
     expect(plan.services['db']!.environment['POSTGRES_PASSWORD']).toEqual({ value: 'devpass', sensitive: true });
+  });
+});
+
+describe('secrets in plans', () => {
+  it('marks URLs with credentials as sensitive, and keeps values out of interpolation errors', () => {
+    const read = memory({ '/p/c.yml': 'services:\n  web-1:\n    image: x\n    environment:\n      REDIS_URL: redis://:Hunter2-db-pass@redis:6379/0\n      PLAIN_URL: redis://redis:6379/0\n' });
+    const s = loadPlan({ files: ['/p/c.yml'], env: {}, readFile: read }).services['web-1']!;
+    expect(s.environment['REDIS_URL']?.sensitive).toBe(true);
+    expect(s.environment['PLAIN_URL']?.sensitive).toBe(false);
+    const bad = memory({ '/p/c.yml': 'services:\n  web-1:\n    image: x\n    environment:\n      - DJANGO_SECRET_KEY=s3cr3t-value${x\n' });
+    expect(() => loadPlan({ files: ['/p/c.yml'], env: {}, readFile: bad })).toThrow('/p/c.yml:5:9: services.web-1.environment.0: invalid interpolation format: missing "}"');
   });
 });

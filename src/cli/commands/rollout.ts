@@ -98,6 +98,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
 
   if (opts.dryRun) {
     const notes = await checkRollout(plan, checkDeps);
+    if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
     ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
     if (errors.length && !opts.force) throw analysisError();
     return 0;
