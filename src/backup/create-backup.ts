@@ -87,6 +87,9 @@ export async function createBackup(input: CreateBackupInput): Promise<Backup> {
       composeFiles.push(await copyInto(file, dir, path.join('compose', name)));
     }
     const referenced = new Set<string>();
+    // compose reads .env of the project folder for interpolation: part of the config too.
+    const dotEnv = path.join(input.current.projectDirectory, '.env');
+    if (await fs.stat(dotEnv).then((st) => st.isFile(), () => false)) referenced.add(dotEnv);
     for (const svc of Object.values(input.current.services)) {
       for (const f of svc.envFiles) referenced.add(f);
       for (const m of svc.bindMounts) referenced.add(m.source);
@@ -222,4 +225,21 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
     if (sha256(data) !== f.sha256) throw new ArenaError(`The backup ${dir} was altered: the sha256 of ${f.stored} does not match its manifest.`, ExitCode.validation);
   }
   return manifest;
+}
+
+/**
+ * Where a restore resolves the backup's relative paths: the original project folder while the files there still
+ * match the backup (so paths stay as the operator knows them), else the backup's own copies under files/project,
+ * so a file edited since the backup (an env file, the nginx conf) does not leak into the restored service.
+ */
+export async function restoreDirectory(dir: string, manifest: BackupManifest): Promise<{ projectDirectory: string; fromBackup: boolean }> {
+  let drifted = false;
+  for (const f of manifest.referencedFiles) {
+    const now = await fs.readFile(f.original).then((b) => sha256(b), () => undefined);
+    if (now !== f.sha256) drifted = true;
+  }
+  const insideProject = (p: string) => !path.relative(manifest.projectDirectory, p).startsWith('..');
+  const copyable = manifest.skipped.every((x) => !insideProject(x.path));
+  if (drifted && copyable) return { projectDirectory: path.join(dir, 'files', 'project'), fromBackup: true };
+  return { projectDirectory: manifest.projectDirectory, fromBackup: false };
 }

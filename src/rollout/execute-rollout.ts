@@ -5,7 +5,7 @@ import { ArenaError, CancelledError, CommandFailedError, HealthCheckError, Prefl
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
 import type { ContainerSummary, EngineClient } from '../engine/engine-client.js';
-import { createBackup, type Backup } from '../backup/create-backup.js';
+import { createBackup, restoreDirectory, type Backup } from '../backup/create-backup.js';
 import type { Plan } from '../plan/types.js';
 import { summarizeChanges } from '../plan/diff-services.js';
 import { formatElapsed } from '../plan/units.js';
@@ -343,10 +343,12 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
   const errors: string[] = [];
   // A rollback runs to the end even when the rollout was interrupted.
   const signal = new AbortController().signal;
+  const where = await restoreDirectory(backup.dir, backup.manifest);
+  if (where.fromBackup) deps.progress.write(`Files the old config references changed since the backup: restoring with the backup's copies (${where.projectDirectory}).\n`);
   const restoreTarget: ComposeTarget = {
     project: plan.project,
     files: backup.manifest.composeFiles.map((f) => path.join(backup.dir, f.stored)),
-    projectDirectory: backup.manifest.projectDirectory,
+    projectDirectory: where.projectDirectory,
   };
   const tasks: ListrTask[] = [...changed].reverse().map((c) => ({
     title: `${c.service}: ${c.kind === 'created' ? 'remove (new in the target)' : 'restore from the backup'}`,
