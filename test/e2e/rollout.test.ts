@@ -184,6 +184,36 @@ describe('a target whose web container never becomes healthy', () => {
   }, 600_000);
 });
 
+describe('a web service that crash-loops after its monitor window', () => {
+  const project = uniqueProject();
+  const env = fleetEnv(54);
+  const state = tempStateDir();
+
+  beforeAll(async () => {
+    await requireEngine();
+    await composeUp(project, OPTIMIZED, env);
+  }, 600_000);
+  afterAll(async () => composeDown(project), 120_000);
+
+  it('is caught by the final verification (restart count), and everything changed is rolled back: exit 5', async () => {
+    const before = await inspectProject(project);
+    const override = path.join(tempStateDir(), 'crash-web-3.yml');
+    const web = (n: number) => `  web-${n}:\n    environment:\n      - ARENA_REVISION=v2\n${n === 3 ? '      - ARENA_CRASH_AFTER=8\n' : ''}`;
+    writeFileSync(override, `services:\n${[1, 2, 3, 4, 5, 6].map(web).join('')}`);
+    const r = await cli(['rollout', '-f', OPTIMIZED, '-f', override, '--project', project, '--state-dir', state, '--monitor', '1s'], env);
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(5);
+    expect(r.stderr).toMatch(/^error: Rolled back: .*web-3 restarted \d+ time\(s\) since it passed its monitor window \(last exit code 3\)/m);
+    const after = await inspectProject(project);
+    for (const s of ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6']) {
+      expect(after.get(s)!.Config.Env, s).toContain('ARENA_REVISION=optimized');
+      expect(after.get(s)!.State.Health?.Status, s).toBe('healthy');
+      expect(after.get(s)!.Id, s).not.toBe(before.get(s)!.Id);
+    }
+    expect(after.get('nginx')!.Id).toBe(before.get('nginx')!.Id);
+    expect(r.stdout.trim().split('\n').pop()).toMatch(/^Rolled back: /);
+  }, 900_000);
+});
+
 describe('no engine reachable', () => {
   it.each([
     ['unix:///nonexistent/docker.sock', /^error: Cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker\.sock \(ENOENT\): start it/],
