@@ -85,7 +85,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--current <file>', 'compose file(s) the fleet runs now (default: from the containers\' labels); repeatable', collect)
     .option('-p, --project <name>', 'compose project name (default: the plan\'s name, else its folder)')
     .option('--services <glob>', 'services rolled one at a time (default: x-arena-deploy.services or "web-*"); comma-separated globs')
-    .option('--include <service>', 'also recreate this stateful service (redis…) when it differs; repeatable', collect)
+    .option('--include <service>', 'also recreate this stateful service (redis…) when it differs, or remove a non-rolled service the target drops; repeatable', collect)
     .addOption(new Option('--parallelism <n>', 'services updated at once (default: deploy.update_config.parallelism, else 1)').argParser(intOption('--parallelism', 1, 100)))
     .addOption(new Option('--delay <duration>', 'pause between batches (default: deploy.update_config.delay, else 0s)').argParser(durationOption('--delay')))
     .addOption(new Option('--monitor <duration>', 'watch each new container this long after it is healthy (default: deploy.update_config.monitor, else 5s; 0s skips)').argParser(durationOption('--monitor')))
