@@ -1,6 +1,6 @@
 /** The compose CLI as the tool uses it: argv from compose-commands, run by the one process runner. */
 import { CommandFailedError, PreflightError, ValidationError } from '../errors.js';
-import { DOCKER, composeConfigHash, composeConfigQuiet, composeDown, composeRecreate, composeUpAll, composeUpDryRun, composeVersion, parseConfigHashes, parseUpDryRun, type ComposeAction, type ComposeTarget } from './compose-commands.js';
+import { DOCKER, composeConfigQuiet, composeDown, composeRecreate, composeUpAll, composeUpDryRun, composeVersion, parseUpDryRun, type ComposeAction, type ComposeTarget } from './compose-commands.js';
 import type { ProcessRunner } from './process-runner.js';
 
 /** What the tool asks of docker compose. */
@@ -11,8 +11,6 @@ export interface ComposeClient {
   validate(t: ComposeTarget): Promise<void>;
   /** Which of these services' containers compose would recreate (container name → action), without changing anything. */
   pendingChanges(t: ComposeTarget, services: readonly string[]): Promise<Map<string, ComposeAction>>;
-  /** compose's config hash of these services (service → hash). */
-  configHashes(t: ComposeTarget, services: readonly string[]): Promise<Map<string, string>>;
   recreate(t: ComposeTarget, services: readonly string[], signal?: AbortSignal): Promise<void>;
   upAll(t: ComposeTarget, opts?: { wait?: boolean; timeoutS?: number }): Promise<void>;
   down(project: string): Promise<void>;
@@ -49,11 +47,6 @@ export class DockerComposeClient implements ComposeClient {
 
   async recreate(t: ComposeTarget, services: readonly string[], signal?: AbortSignal): Promise<void> {
     await this.runner.run(DOCKER, composeRecreate(t, services), { timeoutMs: 10 * 60_000, ...(signal ? { signal } : {}) });
-  }
-
-  async configHashes(t: ComposeTarget, services: readonly string[]): Promise<Map<string, string>> {
-    const { stdout } = await this.runner.run(DOCKER, composeConfigHash(t, services), { timeoutMs: 60_000 });
-    return parseConfigHashes(stdout);
   }
 
   async upAll(t: ComposeTarget, opts: { wait?: boolean; timeoutS?: number } = {}): Promise<void> {

@@ -56,21 +56,6 @@ export function composeDown(project: string, opts: { timeoutS?: number } = {}): 
   return argv;
 }
 
-/** `docker compose … config --hash a,b`: compose's config hash per service (equal to the containers' label only for services without env_file). */
-export function composeConfigHash(t: ComposeTarget, services: readonly string[]): string[] {
-  return [...base(t), 'config', '--hash', services.join(',')];
-}
-
-/** Parses `config --hash` output (`SERVICE HASH` lines). */
-export function parseConfigHashes(stdout: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^(\S+)\s+([0-9a-f]{32,})$/.exec(line.trim());
-    if (m) out.set(m[1] as string, m[2] as string);
-  }
-  return out;
-}
-
 /** What compose would do to a service's container: keep it, recreate it, or create one. */
 export type ComposeAction = 'running' | 'recreate' | 'create';
 

@@ -63,6 +63,14 @@ export function diffServices(current: ServicePlan | undefined, target: ServicePl
   add('restart', current.restart ?? 'no', target.restart ?? 'no');
   const mounts = (s: ServicePlan) => s.bindMounts.map((b) => `${shortPath(b.source)}:${b.target}${b.readOnly ? ':ro' : ''}`).join(', ') || 'none';
   add('bind mounts', mounts(current), mounts(target));
+  // Every other key of the service definition (labels, extra_hosts, networks, ulimits…), compared as written.
+  const typed = new Set(['image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'cpus', 'mem_limit', 'mem_reservation', 'stop_grace_period', 'restart', 'volumes', 'depends_on', 'scale']);
+  for (const key of [...new Set([...Object.keys(current.raw), ...Object.keys(target.raw)])].sort()) {
+    if (typed.has(key)) continue;
+    const a = current.raw[key];
+    const b = target.raw[key];
+    if (a !== b) add(key, a === undefined ? 'unset' : clip(a), b === undefined ? 'unset' : clip(b));
+  }
   const keys = new Set([...Object.keys(current.environment), ...Object.keys(target.environment)]);
   for (const key of [...keys].sort()) {
     const a = current.environment[key];
@@ -74,6 +82,10 @@ export function diffServices(current: ServicePlan | undefined, target: ServicePl
     }
   }
   return out;
+}
+
+function clip(json: string): string {
+  return json.length > 60 ? `${json.slice(0, 59)}…` : json;
 }
 
 /** The last two segments of a host path: enough to tell load-balancer.conf from load-balancer-optimized.conf. */

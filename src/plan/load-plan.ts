@@ -386,8 +386,16 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
     bindMounts,
     dependsOn,
     replicas,
+    raw: Object.fromEntries(Object.entries(svc).map(([k, v]) => [k, canonicalJson(v)])),
     pos,
   };
+}
+
+/** JSON with keys sorted, so two equal mappings compare equal however they were written. */
+function canonicalJson(v: Json): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isMapping(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k] as Json)}`).join(',')}}`;
+  return JSON.stringify(v);
 }
 
 function argvField(v: Json | undefined, fail: () => Error): string[] | undefined {

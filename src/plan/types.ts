@@ -72,6 +72,8 @@ export interface ServicePlan {
   readonly bindMounts: readonly BindMount[];
   readonly dependsOn: readonly string[];
   readonly replicas: number;
+  /** The service's mapping as merged and interpolated, top-level key → canonical JSON, for fields the typed view does not cover. */
+  readonly raw: Readonly<Record<string, string>>;
   readonly pos: SourcePos;
 }
 

@@ -144,3 +144,20 @@ describe('what a target leaves out', () => {
     expect(r2?.kind === 'retire' && r2.services.map((r) => r.service)).toContain('nginx');
   });
 });
+
+describe('fields the typed view does not cover', () => {
+  it('sees labels and extra_hosts added to nginx', () => {
+    const read = (extra: string) => (f: string) => {
+      if (f !== '/p/c.yml') throw Object.assign(new Error('no'), { code: 'ENOENT' });
+      return `services:\n  web-1:\n    image: w\n  nginx:\n    image: n\n    depends_on: [web-1]\n${extra}`;
+    };
+    const cur = loadPlan({ files: ['/p/c.yml'], projectName: 'p', env: {}, readFile: read('') });
+    const tgt = loadPlan({ files: ['/p/c.yml'], projectName: 'p', env: {}, readFile: read('    labels: {team: edge}\n    extra_hosts: ["api:10.0.0.1"]\n') });
+    const plan = planRollout({ target: tgt, current: cur, live: liveOf(['web-1', 'nginx']), composeView: new Map([['web-1', 'running' as const]]), policy: {} });
+    expect(plan.services.find((d) => d.service === 'nginx')?.changes).toEqual([
+      { field: 'extra_hosts', from: 'unset', to: '["api:10.0.0.1"]' },
+      { field: 'labels', from: 'unset', to: '{"team":"edge"}' },
+    ]);
+    expect(outline(plan.steps)).toContain('update nginx');
+  });
+});

@@ -151,38 +151,27 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
 }
 
 /**
- * Asks compose what it would do per service, without changing anything; undefined when compose cannot say (the
- * validate step then reports why). Two sources, each where it is right:
- * - `compose --dry-run up --no-deps` for services without depends_on: compose 2.26's dry run answers "Recreate"
- *   for a service with depends_on even when a real `up` answers "Running";
- * - `config --hash` against the containers' com.docker.compose.config-hash label for services without env_file:
- *   `up` hashes env_file values folded into environment, `config --hash` does not, so they differ whenever one is used.
- * A service with both falls to the planner's field-by-field diff.
+ * Asks compose's dry run what it would do per service; undefined when compose cannot say (the validate step then
+ * reports why). Only for services without depends_on: compose 2.26's dry run answers "Recreate" for a service with
+ * depends_on even when a real `up` answers "Running". (Nor can `config --hash` stand in: `up --no-deps` hashes the
+ * service without its dependencies, and `up` folds env_file values into environment first.) For those services the
+ * planner's diff of the whole service definition decides.
  */
 async function composeVerdicts(ctx: Context, plan: Plan, live: readonly ContainerSummary[], candidates: readonly string[]): Promise<Map<string, ComposeAction> | undefined> {
-  const target = { project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory };
-  const noDeps = candidates.filter((s) => (plan.services[s]?.dependsOn.length ?? 0) === 0);
-  const hashable = candidates.filter((s) => !noDeps.includes(s) && (plan.services[s]?.envFiles.length ?? 0) === 0 && live.some((c) => c.service === s && c.configHash));
-  const out = new Map<string, ComposeAction>();
+  const services = candidates.filter((s) => (plan.services[s]?.dependsOn.length ?? 0) === 0);
+  if (services.length === 0) return new Map();
+  let byContainer: Map<string, ComposeAction>;
   try {
-    if (noDeps.length) {
-      for (const [name, action] of await ctx.compose.pendingChanges(target, noDeps)) {
-        const service = live.find((c) => c.name === name)?.service ?? noDeps.find((s) => name === `${plan.project}-${s}-1`);
-        if (!service) continue;
-        // One container to recreate makes the service changed.
-        if (out.get(service) !== 'recreate') out.set(service, action);
-      }
-    }
-    if (hashable.length) {
-      const hashes = await ctx.compose.configHashes(target, hashable);
-      for (const s of hashable) {
-        const h = hashes.get(s);
-        if (!h) continue;
-        out.set(s, live.filter((c) => c.service === s).every((c) => c.configHash === h) ? 'running' : 'recreate');
-      }
-    }
+    byContainer = await ctx.compose.pendingChanges({ project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory }, services);
   } catch {
     return undefined;
+  }
+  const out = new Map<string, ComposeAction>();
+  for (const [name, action] of byContainer) {
+    const service = live.find((c) => c.name === name)?.service ?? services.find((s) => name === `${plan.project}-${s}-1`);
+    if (!service) continue;
+    // One container to recreate makes the service changed.
+    if (out.get(service) !== 'recreate') out.set(service, action);
   }
   return out;
 }
