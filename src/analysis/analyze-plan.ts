@@ -118,16 +118,20 @@ export function analyzePlan(plan: Plan, options: AnalysisOptions): Analysis {
   for (const name of names) {
     const s = plan.services[name] as ServicePlan;
     const g = gunicornOf(s);
-    const estimate = g ? model.baseBytes + g.workers * model.perWorkerBytes + model.overheadBytes : undefined;
+    // Workers the plan does not fix (a config file, `--workers $N`) cannot be estimated.
+    const known = g && !g.configFile && !g.unknown.includes('workers');
+    const estimate = g && known ? model.baseBytes + g.workers * model.perWorkerBytes + model.overheadBytes : undefined;
+    // Only gthread workers run threads; sync and async workers count one handler each here.
+    const perWorker = g ? (g.workerClass === 'gthread' ? g.threads : 1) : 0;
     const limit = s.limits.memoryBytes;
     rows.push({
       service: name,
       containers: s.replicas,
       cpuLimit: s.limits.cpus,
       memoryLimitMb: limit === undefined ? undefined : mb(limit),
-      workers: g?.workers,
-      threads: g?.threads,
-      handlers: g ? g.workers * g.threads : undefined,
+      workers: known ? g?.workers : undefined,
+      threads: known ? perWorker : undefined,
+      handlers: g && known ? g.workers * perWorker : undefined,
       estimatedMemoryMb: estimate === undefined ? undefined : mb(estimate),
       headroomMb: estimate !== undefined && limit !== undefined ? mb(limit - estimate) : undefined,
     });
@@ -155,6 +159,15 @@ export function analyzePlan(plan: Plan, options: AnalysisOptions): Analysis {
     const cpuRatio = host.cpus > 0 ? Math.round((cpuLimits / host.cpus) * 1000) / 10 : 0;
     const memRatio = host.memoryBytes > 0 ? Math.round((memoryLimits / host.memoryBytes) * 1000) / 10 : 0;
     hostTable = { cpus: host.cpus, memoryMb: mb(host.memoryBytes), cpuRatioPct: cpuRatio, memoryRatioPct: memRatio };
+    for (const s of counted) {
+      if (s.limits.cpus !== undefined && s.limits.cpus > host.cpus) {
+        add({
+          rule: 'cpu-limit-exceeds-host', severity: 'error', service: s.name,
+          message: `${s.name} asks for a limit of ${s.limits.cpus} CPUs on a host with ${host.cpus}: the engine refuses to create it ("Range of CPUs is from 0.01 to ${host.cpus}.00").`,
+          values: { cpus: s.limits.cpus, hostCpus: host.cpus },
+        });
+      }
+    }
     const plus = unlimitedCpu.length ? '+' : '';
     if (cpuReservations > host.cpus) {
       add({
@@ -216,6 +229,14 @@ function gunicornRules(
   add: (f: Finding) => void,
 ): void {
   const { estimate, limit, model } = ctx;
+  if (g.configFile || g.unknown.length) {
+    add({
+      rule: 'gunicorn-settings-unknown', severity: 'info', service: s.name,
+      message: `${s.name}: ${g.configFile ? `gunicorn reads ${g.configFile}, which the analysis cannot see` : `the plan does not fix ${g.unknown.join(', ')} (set from a variable at run time)`}: the memory estimate and the gunicorn rules that depend on it are skipped.`,
+      values: { configFile: g.configFile ?? null, unknown: g.unknown.join(',') },
+    });
+    if (g.configFile) return;
+  }
   if (estimate !== undefined && limit !== undefined && estimate > limit) {
     add({
       rule: 'memory-overcommit', severity: 'error', service: s.name,
@@ -239,11 +260,11 @@ function gunicornRules(
   if (g.workerTmpDir !== '/dev/shm') {
     add({ rule: 'worker-tmp-dir-not-shm', severity: 'warning', service: s.name, message: `${s.name}: worker heartbeats go to ${g.workerTmpDir ?? 'the default temporary folder (disk)'}; --worker-tmp-dir /dev/shm keeps them in RAM, so a slow disk cannot make the arbiter kill workers.`, values: { workerTmpDir: g.workerTmpDir ?? null } });
   }
-  if (s.limits.cpus !== undefined) {
+  if (s.limits.cpus !== undefined && !g.unknown.includes('workers')) {
     const formula = Math.round(2 * s.limits.cpus + 1);
     add({
       rule: 'workers-formula', severity: 'info', service: s.name,
-      message: `${s.name}: ${g.workers} workers on ${s.limits.cpus} CPUs; the (2 × CPUs) + 1 rule of thumb gives ${formula}${g.workers === formula ? '' : g.workers < formula ? ' (fewer workers, more threads: fine for I/O-bound work)' : ' (more workers than CPUs can run at once)'}.`,
+      message: `${s.name}: ${g.workers} workers on ${s.limits.cpus} CPU${s.limits.cpus === 1 ? '' : 's'}; the (2 × CPUs) + 1 rule of thumb gives ${formula}${g.workers === formula ? '' : g.workers < formula ? ' (fewer workers, more threads: fine for I/O-bound work)' : ' (more workers than CPUs can run at once)'}.`,
       values: { workers: g.workers, cpus: s.limits.cpus, formula },
     });
   }
@@ -269,31 +290,60 @@ function healthRules(s: ServicePlan, g: GunicornSettings | undefined, tolerance:
   }
 }
 
+/** Every name a service answers to on the compose network: its name, container_name, network aliases. */
+function namesOf(s: ServicePlan): string[] {
+  const out = [s.name];
+  const cn = s.raw['container_name'];
+  if (cn) out.push(JSON.parse(cn) as string);
+  const nets = s.raw['networks'] ? (JSON.parse(s.raw['networks']) as unknown) : undefined;
+  if (nets && typeof nets === 'object' && !Array.isArray(nets)) {
+    for (const n of Object.values(nets as Record<string, { aliases?: string[] } | null>)) for (const a of n?.aliases ?? []) out.push(a);
+  }
+  return out;
+}
+
 function nginxRules(plan: Plan, nginx: ReadonlyMap<string, NginxConfig>, webGlob: string, add: (f: Finding) => void): void {
-  const web = Object.values(plan.services).filter((s) => matchesAny(s.name, webGlob));
+  const services = Object.values(plan.services);
+  const web = services.filter((s) => matchesAny(s.name, webGlob));
+  const owner = new Map<string, ServicePlan>();
+  for (const s of services) for (const n of namesOf(s)) owner.set(n, s);
   for (const [proxy, conf] of nginx) {
-    const routed = new Set(conf.upstreams.flatMap((u) => u.servers.map((x) => x.host)));
+    const upstreamNames = new Set(conf.upstreams.map((u) => u.name));
+    // Hosts nginx sends requests to: upstream servers, and proxy_pass targets that are not upstreams.
+    const routed = new Set([...conf.upstreams.flatMap((u) => u.servers.map((x) => x.host)), ...conf.proxyPasses.map((p) => p.target).filter((t) => !upstreamNames.has(t) && !t.includes('$'))]);
     for (const host of routed) {
-      if (!plan.services[host] && !/^\d+\.\d+\.\d+\.\d+$|^localhost$/.test(host)) {
+      // Only a bare name can be a compose service; dotted names, IPs, unix sockets and [v6] are outside the plan.
+      const bare = /^[A-Za-z0-9_-]+$/.test(host) && host !== 'localhost';
+      if (bare && !owner.has(host)) {
         add({ rule: 'upstream-mismatch', severity: 'error', service: proxy, message: `${proxy} routes to "${host}", which the plan does not run: nginx will not start ("host not found in upstream").`, values: { upstreamHost: host } });
       }
     }
-    for (const s of web) {
-      if (!routed.has(s.name)) add({ rule: 'upstream-mismatch', severity: 'error', service: proxy, message: `${s.name} runs but ${proxy}'s upstream does not include it: it gets no traffic.`, values: { missing: s.name } });
+    const routedServices = new Set([...routed].map((h) => owner.get(h)?.name).filter((n): n is string => n !== undefined));
+    if (conf.includes.length) {
+      add({ rule: 'nginx-include-not-followed', severity: 'info', service: proxy, message: `${proxy}'s config includes ${conf.includes.join(', ')}, which the analysis does not read: upstreams and timeouts set there are not checked.`, values: { includes: conf.includes.join(',') } });
     }
-    const timeouts = [...conf.proxyReadTimeoutsMs, ...(conf.usesDefaultProxyReadTimeout ? [60_000] : [])];
     for (const s of web) {
+      if (!routedServices.has(s.name) && conf.includes.length === 0) add({ rule: 'upstream-mismatch', severity: 'error', service: proxy, message: `${s.name} runs but ${proxy} does not route to it: it gets no traffic.`, values: { missing: s.name } });
+    }
+    for (const s of services) {
       const g = gunicornOf(s);
-      if (!g) continue;
-      for (const u of conf.upstreams.filter((x) => x.keepaliveConnections !== undefined && x.servers.some((srv) => srv.host === s.name))) {
-        if (g.keepAliveS * 1000 <= u.keepaliveTimeoutMs) {
-          add({
-            rule: 'keepalive-mismatch', severity: 'warning', service: s.name,
-            message: `${s.name}: gunicorn --keep-alive ${g.keepAliveS} s is not above nginx's upstream keepalive_timeout ${seconds(u.keepaliveTimeoutMs)} s: gunicorn closes idle connections nginx still reuses, and requests fail with 502.`,
-            values: { gunicornKeepAliveS: g.keepAliveS, nginxKeepaliveTimeoutS: seconds(u.keepaliveTimeoutMs), upstream: u.name },
-          });
+      if (!g || !routedServices.has(s.name)) continue;
+      const mine = new Set(namesOf(s));
+      const myUpstreams = conf.upstreams.filter((u) => u.servers.some((srv) => mine.has(srv.host)));
+      // The sync worker closes every connection after its response (gunicorn ignores --keep-alive there): no race.
+      if (g.workerClass !== 'sync') {
+        for (const u of myUpstreams.filter((x) => x.keepaliveConnections !== undefined)) {
+          if (g.keepAliveS * 1000 <= u.keepaliveTimeoutMs) {
+            add({
+              rule: 'keepalive-mismatch', severity: 'warning', service: s.name,
+              message: `${s.name}: gunicorn --keep-alive ${g.keepAliveS} s is not above nginx's upstream keepalive_timeout ${seconds(u.keepaliveTimeoutMs)} s: gunicorn closes idle connections nginx still reuses, and requests fail with 502.`,
+              values: { gunicornKeepAliveS: g.keepAliveS, nginxKeepaliveTimeoutS: seconds(u.keepaliveTimeoutMs), upstream: u.name },
+            });
+          }
         }
       }
+      const targets = new Set([...mine, ...myUpstreams.map((u) => u.name)]);
+      const timeouts = conf.proxyPasses.filter((p) => targets.has(p.target)).map((p) => p.readTimeoutMs);
       const shortest = timeouts.length ? Math.min(...timeouts) : undefined;
       if (shortest !== undefined && shortest < g.timeoutS * 1000) {
         add({

@@ -1,8 +1,9 @@
 /** The edge of the analysis: reads the nginx configs a plan mounts and finds the host's capacity, then runs the pure rules. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { PlanError } from '../errors.js';
 import type { EngineClient } from '../engine/engine-client.js';
-import { parseNginx, NginxParseError, type NginxConfig } from '../plan/nginx.js';
+import { combineNginx, parseNginx, NginxParseError, type NginxConfig } from '../plan/nginx.js';
 import type { Plan } from '../plan/types.js';
 import { analyzePlan, type Analysis, type Host } from './analyze-plan.js';
 
@@ -17,46 +18,63 @@ export function defaultReserve(memoryBytes: number): number {
   return Math.max(1024 ** 3, Math.round(memoryBytes * 0.05));
 }
 
-/** nginx configs bind-mounted into the plan's services (files under /etc/nginx ending in .conf). */
-export function readNginxConfigs(plan: Plan, readFile: (f: string) => string = (f) => readFileSync(f, 'utf8')): Map<string, NginxConfig> {
+/** nginx configs bind-mounted into the plan's services: files under /etc/nginx ending in .conf, and the .conf files of mounted folders. */
+export function readNginxConfigs(plan: Plan, fs: { readFile: (f: string) => string; list: (d: string) => string[] | undefined } = realFs): Map<string, NginxConfig> {
   const out = new Map<string, NginxConfig>();
   for (const s of Object.values(plan.services)) {
+    const configs: NginxConfig[] = [];
     for (const m of s.bindMounts) {
-      if (!m.target.startsWith('/etc/nginx') || !/\.conf$/.test(m.target)) continue;
-      let text: string;
-      try {
-        text = readFile(m.source);
-      } catch (err) {
-        throw new PlanError(`cannot read the nginx config that ${s.name} mounts: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: m.source }, { cause: err });
-      }
-      try {
-        out.set(s.name, parseNginx(text));
-      } catch (err) {
-        if (err instanceof NginxParseError) throw new PlanError(`invalid nginx config: ${err.message}`, { file: m.source }, { cause: err });
-        throw err;
+      if (!m.target.startsWith('/etc/nginx')) continue;
+      const inDir = fs.list(m.source);
+      const files = inDir ? inDir.filter((f) => f.endsWith('.conf')).map((f) => path.join(m.source, f)) : /\.conf$/.test(m.target) ? [m.source] : [];
+      for (const file of files) {
+        let text: string;
+        try {
+          text = fs.readFile(file);
+        } catch (err) {
+          throw new PlanError(`cannot read the nginx config that ${s.name} mounts: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+        }
+        try {
+          configs.push(parseNginx(text));
+        } catch (err) {
+          if (err instanceof NginxParseError) throw new PlanError(`invalid nginx config: ${err.message}`, { file, line: err.line, col: 1 }, { cause: err });
+          throw err;
+        }
       }
     }
+    if (configs.length) out.set(s.name, combineNginx(configs));
   }
   return out;
 }
 
-/** Finds the host: flags first, then the engine when it answers, then the plan's x-arena-deploy.host. */
+const realFs = {
+  readFile: (f: string) => readFileSync(f, 'utf8'),
+  list: (d: string) => {
+    try {
+      return statSync(d).isDirectory() ? readdirSync(d).sort() : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** Finds the host: each of cpus and memory from its flag, else the engine when it answers, else the plan's x-arena-deploy.host. */
 export async function resolveHost(plan: Plan, flags: HostFlags, engine: EngineClient | undefined): Promise<Host | undefined> {
-  const reserve = (mem: number) => plan.extension.host?.reserveMemoryBytes ?? defaultReserve(mem);
-  if (flags.cpus !== undefined && flags.memoryBytes !== undefined) return { cpus: flags.cpus, memoryBytes: flags.memoryBytes, reserveMemoryBytes: reserve(flags.memoryBytes), source: 'flags' };
-  if (engine) {
+  let fromEngine: { cpus: number; memoryBytes: number } | undefined;
+  if (engine && (flags.cpus === undefined || flags.memoryBytes === undefined)) {
     try {
       const info = await engine.ping();
-      if (info.ncpu > 0 && info.memTotalBytes > 0) return { cpus: flags.cpus ?? info.ncpu, memoryBytes: flags.memoryBytes ?? info.memTotalBytes, reserveMemoryBytes: reserve(info.memTotalBytes), source: 'engine' };
+      if (info.ncpu > 0 && info.memTotalBytes > 0) fromEngine = { cpus: info.ncpu, memoryBytes: info.memTotalBytes };
     } catch {
-      // No engine: fall through to the plan's own statement.
+      // No engine: the plan's own statement, if any.
     }
   }
   const h = plan.extension.host;
-  const cpus = flags.cpus ?? h?.cpus;
-  const memoryBytes = flags.memoryBytes ?? h?.memoryBytes;
-  if (cpus !== undefined && memoryBytes !== undefined) return { cpus, memoryBytes, reserveMemoryBytes: reserve(memoryBytes), source: flags.cpus !== undefined || flags.memoryBytes !== undefined ? 'flags' : 'plan' };
-  return undefined;
+  const cpus = flags.cpus ?? fromEngine?.cpus ?? h?.cpus;
+  const memoryBytes = flags.memoryBytes ?? fromEngine?.memoryBytes ?? h?.memoryBytes;
+  if (cpus === undefined || memoryBytes === undefined) return undefined;
+  const source = flags.cpus !== undefined && flags.memoryBytes !== undefined ? 'flags' : fromEngine ? 'engine' : flags.cpus !== undefined || flags.memoryBytes !== undefined ? 'flags' : 'plan';
+  return { cpus, memoryBytes, reserveMemoryBytes: h?.reserveMemoryBytes ?? defaultReserve(memoryBytes), source };
 }
 
 /** Reads what the plan needs from disk and runs the rules. */

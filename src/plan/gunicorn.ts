@@ -15,11 +15,15 @@ export interface GunicornSettings {
   readonly maxRequestsJitter: number;
   readonly workerTmpDir: string | undefined;
   readonly bind: readonly string[];
+  /** A `-c/--config` file gunicorn reads: settings there override what is shown here. */
+  readonly configFile: string | undefined;
+  /** Settings whose value the plan does not fix (`--workers $$N`): shown as gunicorn's default, but unknown. */
+  readonly unknown: readonly string[];
 }
 
-type Key = Exclude<keyof GunicornSettings, 'app' | 'bind'>;
+type Key = Exclude<keyof GunicornSettings, 'app' | 'bind' | 'configFile' | 'unknown'>;
 
-const FLAGS: Record<string, Key | 'bind'> = {
+const FLAGS: Record<string, Key | 'bind' | 'config'> = {
   '--workers': 'workers',
   '-w': 'workers',
   '--threads': 'threads',
@@ -34,6 +38,8 @@ const FLAGS: Record<string, Key | 'bind'> = {
   '--worker-tmp-dir': 'workerTmpDir',
   '--bind': 'bind',
   '-b': 'bind',
+  '--config': 'config',
+  '-c': 'config',
 };
 
 const NUMERIC = new Set<Key>(['workers', 'threads', 'timeoutS', 'gracefulTimeoutS', 'keepAliveS', 'maxRequests', 'maxRequestsJitter']);
@@ -42,11 +48,12 @@ const NUMERIC = new Set<Key>(['workers', 'threads', 'timeoutS', 'gracefulTimeout
 export function gunicornOf(service: ServicePlan): GunicornSettings | undefined {
   const argv = [...(service.entrypoint ?? []), ...(service.command ?? [])];
   const cmdArgs = service.environment['GUNICORN_CMD_ARGS']?.value ?? undefined;
-  return parseGunicorn(argv, cmdArgs ?? undefined);
+  const concurrency = service.environment['WEB_CONCURRENCY']?.value ?? undefined;
+  return parseGunicorn(argv, cmdArgs ?? undefined, concurrency ?? undefined);
 }
 
 /** Parses a gunicorn invocation; `sh -c "…"` and `python -m gunicorn` are looked into. */
-export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string): GunicornSettings | undefined {
+export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string, webConcurrency?: string): GunicornSettings | undefined {
   const words = expandShell(argv);
   let start = words.findIndex((w) => /(^|\/)gunicorn3?$/.test(w));
   if (start < 0) {
@@ -56,6 +63,7 @@ export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string)
   }
   const values: Partial<Record<Key, string>> = {};
   const bind: string[] = [];
+  let configFile: string | undefined;
   let app: string | undefined;
   const apply = (args: readonly string[], positional: boolean) => {
     for (let i = 0; i < args.length; i += 1) {
@@ -76,6 +84,7 @@ export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string)
         if (value === undefined) value = args[++i];
         if (value === undefined) continue;
         if (key === 'bind') bind.push(value);
+        else if (key === 'config') configFile = value;
         else values[key] = value;
       } else if (positional && !a.startsWith('-') && app === undefined) app = a;
     }
@@ -83,11 +92,16 @@ export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string)
   if (gunicornCmdArgs) apply(shellSplit(gunicornCmdArgs), false);
   // The command line wins over GUNICORN_CMD_ARGS, as in gunicorn.
   apply(words.slice(start + 1), true);
+  // gunicorn's own default for workers is $WEB_CONCURRENCY, else 1.
+  if (values.workers === undefined && webConcurrency !== undefined && webConcurrency !== '') values.workers = webConcurrency;
+  const unknown: string[] = [];
   const num = (k: Key, dflt: number) => {
     const v = values[k];
     if (v === undefined || !NUMERIC.has(k)) return dflt;
     const n = Number(v);
-    return Number.isFinite(n) ? n : dflt;
+    if (Number.isFinite(n) && v.trim() !== '') return n;
+    unknown.push(k === 'workers' ? 'workers' : k);
+    return dflt;
   };
   const threads = num('threads', 1);
   // gunicorn switches the sync worker to gthread when threads > 1.
@@ -104,11 +118,19 @@ export function parseGunicorn(argv: readonly string[], gunicornCmdArgs?: string)
     maxRequestsJitter: num('maxRequestsJitter', 0),
     workerTmpDir: values.workerTmpDir,
     bind: bind.length ? bind : ['127.0.0.1:8000'],
+    configFile,
+    unknown,
   };
 }
 
+/** `sh -c "…"`, `sh -ec "…"`, `bash -lc "…"`: the script's words, as the shell would run them. */
 function expandShell(argv: readonly string[]): string[] {
-  const i = argv.findIndex((w, idx) => w === '-c' && idx > 0 && /(^|\/)(ba|da)?sh$/.test(argv[idx - 1] as string));
-  if (i >= 0 && argv[i + 1] !== undefined) return [...argv.slice(0, i), ...shellSplit(argv[i + 1] as string)];
+  const shell = argv.findIndex((w) => /(^|\/)(ba|da|z)?sh$/.test(w));
+  if (shell < 0) return [...argv];
+  for (let i = shell + 1; i < argv.length; i += 1) {
+    const w = argv[i] as string;
+    if (!/^-[a-z]+$/.test(w)) break;
+    if (w.includes('c') && argv[i + 1] !== undefined) return [...argv.slice(0, shell), ...shellSplit((argv[i + 1] as string).replace(/&&|;|\|\|/g, ' ; '))];
+  }
   return [...argv];
 }

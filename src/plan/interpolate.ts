@@ -84,8 +84,8 @@ function expand(body: string, env: Environment): string {
   }
 }
 
-/** Parses a compose `.env` / `env_file` text into key/value pairs (comments, `export`, quotes). */
-export function parseDotEnv(text: string): Record<string, string> {
+/** Parses a compose `.env` / `env_file` text into key/value pairs (comments, `export`, quotes); `env` interpolates unquoted and double-quoted values, as compose does. */
+export function parseDotEnv(text: string, env?: Environment): Record<string, string> {
   const out: Record<string, string> = {};
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -93,12 +93,21 @@ export function parseDotEnv(text: string): Record<string, string> {
     const m = /^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$/.exec(line);
     if (!m) continue;
     let value = m[2] as string;
-    if ((value.startsWith('"') && value.endsWith('"') && value.length >= 2) || (value.startsWith("'") && value.endsWith("'") && value.length >= 2)) {
-      const quote = value[0];
-      value = value.slice(1, -1);
-      if (quote === '"') value = value.replace(/\\n/g, '\n').replace(/\\"/g, '"');
+    let literal = false;
+    const q = /^(["'])((?:\\.|(?!\1).)*)\1\s*(#.*)?$/.exec(value);
+    if (q) {
+      value = q[2] as string;
+      if (q[1] === '"') value = value.replace(/\\n/g, '\n').replace(/\\"/g, '"');
+      else literal = true;
     } else {
       value = value.replace(/\s+#.*$/, '');
+    }
+    if (env && !literal) {
+      try {
+        value = interpolate(value, { ...env, ...out });
+      } catch {
+        // Left as written: compose would fail on it, and `config --quiet` says so.
+      }
     }
     out[m[1] as string] = value;
   }

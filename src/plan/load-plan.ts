@@ -38,7 +38,7 @@ export function loadPlan(options: LoadPlanOptions): Plan {
   const dotEnvPath = path.join(projectDirectory, '.env');
   let dotEnv: Record<string, string> = {};
   const dotEnvText = tryRead(readFile, dotEnvPath);
-  if (dotEnvText !== undefined) dotEnv = parseDotEnv(dotEnvText);
+  if (dotEnvText !== undefined) dotEnv = parseDotEnv(dotEnvText, baseEnv);
   // The process environment wins over .env, as in compose.
   const env: Environment = { ...dotEnv, ...baseEnv };
 
@@ -72,7 +72,11 @@ export function loadPlan(options: LoadPlanOptions): Plan {
   if (project === '') throw new PlanError('the project name is empty after normalization; pass --project', { file: files[0] as string });
 
   const out: Record<string, ServicePlan> = {};
+  // Services behind inactive profiles are not part of the plan, as in `docker compose config`.
+  const active = new Set((env['COMPOSE_PROFILES'] ?? '').split(',').map((p) => p.trim()).filter(Boolean));
   for (const [name, raw] of Object.entries(services)) {
+    const profiles = isMapping(raw) && Array.isArray(raw['profiles']) ? raw['profiles'].map(String) : [];
+    if (profiles.length && !profiles.some((p) => active.has(p) || p === '*')) continue;
     out[name] = normalizeService(name, raw, { positions, projectDirectory, readFile, env, file: files[0] as string });
   }
   const volumesField = merged['volumes'];
@@ -283,7 +287,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   const image = svc['image'];
   if (image !== undefined && image !== null && typeof image !== 'string') throw err('image', 'must be a string');
   const hasBuild = svc['build'] !== undefined && svc['build'] !== null;
-  if (!image && !hasBuild) throw err('', 'has neither an image nor a build section');
+  if (!image && !hasBuild && svc['extends'] === undefined) throw err('', 'has neither an image nor a build section');
 
   const command = argvField(svc['command'], () => err('command', 'must be a string or a list of strings'));
   const entrypoint = argvField(svc['entrypoint'], () => err('entrypoint', 'must be a string or a list of strings'));
@@ -338,9 +342,11 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
     if (n === undefined) throw err(sub, `${JSON.stringify(v)} is not a size`);
     return n;
   };
+  // 0 means no limit, as in compose and docker.
+  const positive = (n: number | undefined) => (n === 0 ? undefined : n);
   const limits = {
-    cpus: cpus(limitsRaw['cpus'], 'deploy.resources.limits.cpus') ?? cpus(svc['cpus'], 'cpus'),
-    memoryBytes: size(limitsRaw['memory'], 'deploy.resources.limits.memory') ?? size(svc['mem_limit'], 'mem_limit'),
+    cpus: positive(cpus(limitsRaw['cpus'], 'deploy.resources.limits.cpus')) ?? positive(cpus(svc['cpus'], 'cpus')),
+    memoryBytes: positive(size(limitsRaw['memory'], 'deploy.resources.limits.memory')) ?? positive(size(svc['mem_limit'], 'mem_limit')),
   };
   const reservations = {
     cpus: cpus(reservRaw['cpus'], 'deploy.resources.reservations.cpus'),

@@ -118,7 +118,7 @@ describe('rule boundaries on small plans', () => {
   });
   it('keep-alive equal to nginx keepalive_timeout is a mismatch; above it is not', () => {
     const conf = parseNginx('upstream b { server web-1:8000; keepalive 8; keepalive_timeout 60s; }\nserver { location / { proxy_pass http://b; proxy_read_timeout 30s; } }');
-    const rules = (ka: number) => run(web('', `gunicorn app --keep-alive ${ka} --max-requests 10 --max-requests-jitter 1 --worker-tmp-dir /dev/shm`), { nginx: new Map([['nginx', conf]]) });
+    const rules = (ka: number) => run(web('', `gunicorn app --threads 2 --keep-alive ${ka} --max-requests 10 --max-requests-jitter 1 --worker-tmp-dir /dev/shm`), { nginx: new Map([['nginx', conf]]) });
     expect(rules(60)).toContain('keepalive-mismatch');
     expect(rules(61)).not.toContain('keepalive-mismatch');
     expect(rules(61)).not.toContain('upstream-mismatch');

@@ -17,6 +17,8 @@ describe('parseGunicorn', () => {
       maxRequestsJitter: 100,
       workerTmpDir: '/dev/shm',
       bind: ['0.0.0.0:8000'],
+      configFile: undefined,
+      unknown: [],
     });
   });
 

@@ -40,7 +40,7 @@ describe('the real plans', () => {
     const s = plan.services['web-1']!;
     expect(gunicornOf(s)).toEqual({
       app: 'arena_backend.wsgi', workers: 4, threads: 4, workerClass: 'gthread', timeoutS: 300, gracefulTimeoutS: 60,
-      keepAliveS: 75, maxRequests: 1000, maxRequestsJitter: 100, workerTmpDir: '/dev/shm', bind: ['0.0.0.0:8000'],
+      keepAliveS: 75, maxRequests: 1000, maxRequestsJitter: 100, workerTmpDir: '/dev/shm', bind: ['0.0.0.0:8000'], configFile: undefined, unknown: [],
     });
     expect(s.limits).toEqual({ cpus: 2.5, memoryBytes: 5120 * MB });
     expect(s.healthcheck).toEqual({ test: ['CMD', 'curl', '-f', '--max-time', '25', 'http://localhost:8000/health/'], intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 60_000 });
