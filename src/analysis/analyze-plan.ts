@@ -154,7 +154,7 @@ export function analyzePlan(plan: Plan, options: AnalysisOptions): Analysis {
   let hostSkipped: string | undefined;
   const host = options.host;
   if (!host) {
-    hostSkipped = 'no host capacity known (no engine answered, no --host-cpus/--host-memory, no x-arena-deploy.host): host rules skipped';
+    hostSkipped = 'no host capacity known (no --host-cpus/--host-memory, no x-arena-deploy.host, no engine answered): host rules skipped';
   } else {
     const cpuRatio = host.cpus > 0 ? Math.round((cpuLimits / host.cpus) * 1000) / 10 : 0;
     const memRatio = host.memoryBytes > 0 ? Math.round((memoryLimits / host.memoryBytes) * 1000) / 10 : 0;
@@ -180,7 +180,7 @@ export function analyzePlan(plan: Plan, options: AnalysisOptions): Analysis {
       add({
         rule: 'host-cpu-overcommit', severity: 'warning', service: undefined,
         message: `CPU limits add up to ${cpuLimits}${plus} of ${host.cpus} vCPUs (${cpuRatio} %${plus ? ' or more' : ''}): under load the containers are throttled, not killed${unlimitedCpu.length ? `; ${unlimitedCpu.join(', ')} ${unlimitedCpu.length === 1 ? 'has' : 'have'} no CPU limit` : ''}.`,
-        values: { limitCpus: cpuLimits, hostCpus: host.cpus, ratioPct: cpuRatio, unlimited: unlimitedCpu.join(',') },
+        values: { limitCpus: cpuLimits, hostCpus: host.cpus, ratioPct: cpuRatio, unlimited: unlimitedCpu.length ? unlimitedCpu.join(',') : null },
       });
     }
     const usable = host.memoryBytes - host.reserveMemoryBytes;

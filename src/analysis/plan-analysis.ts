@@ -58,22 +58,26 @@ const realFs = {
   },
 };
 
-/** Finds the host: each of cpus and memory from its flag, else the engine when it answers, else the plan's x-arena-deploy.host. */
+/** Finds the host: each of cpus and memory from its flag, else the plan's x-arena-deploy.host (the host it is written for), else the engine when it answers. */
 export async function resolveHost(plan: Plan, flags: HostFlags, engine: EngineClient | undefined): Promise<Host | undefined> {
-  let fromEngine: { cpus: number; memoryBytes: number } | undefined;
-  if (engine && (flags.cpus === undefined || flags.memoryBytes === undefined)) {
+  const h = plan.extension.host;
+  let cpus = flags.cpus ?? h?.cpus;
+  let memoryBytes = flags.memoryBytes ?? h?.memoryBytes;
+  let fromEngine = false;
+  if (engine && (cpus === undefined || memoryBytes === undefined)) {
     try {
       const info = await engine.ping();
-      if (info.ncpu > 0 && info.memTotalBytes > 0) fromEngine = { cpus: info.ncpu, memoryBytes: info.memTotalBytes };
+      if (info.ncpu > 0 && info.memTotalBytes > 0) {
+        cpus ??= info.ncpu;
+        memoryBytes ??= info.memTotalBytes;
+        fromEngine = true;
+      }
     } catch {
-      // No engine: the plan's own statement, if any.
+      // No engine: what the flags and the plan say is all there is.
     }
   }
-  const h = plan.extension.host;
-  const cpus = flags.cpus ?? fromEngine?.cpus ?? h?.cpus;
-  const memoryBytes = flags.memoryBytes ?? fromEngine?.memoryBytes ?? h?.memoryBytes;
   if (cpus === undefined || memoryBytes === undefined) return undefined;
-  const source = flags.cpus !== undefined && flags.memoryBytes !== undefined ? 'flags' : fromEngine ? 'engine' : flags.cpus !== undefined || flags.memoryBytes !== undefined ? 'flags' : 'plan';
+  const source = fromEngine ? 'engine' : flags.cpus !== undefined || flags.memoryBytes !== undefined ? 'flags' : 'plan';
   return { cpus, memoryBytes, reserveMemoryBytes: h?.reserveMemoryBytes ?? defaultReserve(memoryBytes), source };
 }
 

@@ -31,6 +31,12 @@ function version(): string {
   }
 }
 
+/** Plan files come as arguments or as -f flags; mixed, their order would be ambiguous. */
+function planFiles(args: readonly string[], flags: readonly string[] | undefined): string[] {
+  if (args.length && flags?.length) throw new UsageError('give the plan files either as arguments or with -f, not both (their merge order would be ambiguous).');
+  return [...args, ...(flags ?? [])];
+}
+
 function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }): Context {
   const runner = new ExecaProcessRunner(base.debug ? (line) => base.io.stderr.write(`debug: ${line}\n`) : () => {}, () => base.secrets);
   return { ...base, engine: new DockerEngineClient(base.env), compose: new DockerComposeClient(runner), runner, clock: systemClock };
@@ -95,7 +101,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
-        files: [...plan, ...((o['file'] as string[]) ?? [])],
+        files: planFiles(plan, o['file'] as string[] | undefined),
         current: (o['current'] as string[] | undefined) ?? [],
         project: o['project'] as string | undefined,
         services: o['services'] as string | undefined,
@@ -118,11 +124,11 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--against <file>', 'the plan it replaces, shown side by side; repeatable', collect)
     .option('-p, --project <name>', 'compose project name')
     .addOption(new Option('--host-cpus <n>', 'host vCPUs (default: the engine\'s, else x-arena-deploy.host)').argParser(numberOption('--host-cpus', 0.01, 4096)))
-    .addOption(new Option('--host-memory <size>', 'host memory, e.g. 64g (default: the engine\'s, else x-arena-deploy.host)').argParser(sizeOption('--host-memory')))
+    .addOption(new Option('--host-memory <size>', 'host memory, e.g. 64g (default: the engine\'s, else x-arena-deploy.host)').argParser(sizeOption('--host-memory', 256 * 1024 ** 2)))
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await validateCommand(ctx(), {
-        files: [...plan, ...((o['file'] as string[] | undefined) ?? [])],
+        files: planFiles(plan, o['file'] as string[] | undefined),
         against: (o['against'] as string[] | undefined) ?? [],
         project: o['project'] as string | undefined,
         host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },

@@ -37,10 +37,11 @@ export function numberOption(flag: string, min: number, max: number) {
 }
 
 /** `--host-memory 64g` → bytes. */
-export function sizeOption(flag: string) {
+export function sizeOption(flag: string, min = 1) {
   return (value: string): number => {
     const n = parseSize(value);
     if (n === undefined || n === 0) throw new UsageError(`${flag} "${value}" is not a size (for example 64g, 24576m).`);
+    if (n < min) throw new UsageError(`${flag} "${value}" is ${n} bytes, too small for a host: give a unit (for example 64g).`);
     return n;
   };
 }

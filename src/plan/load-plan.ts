@@ -275,7 +275,16 @@ interface Ctx {
 }
 
 function fieldError(at: string, problem: string, positions: Positions, file: string): PlanError {
-  return new PlanError(`${at}: ${problem}`, positions.get(`${at}#value`) ?? positions.get(at) ?? { file });
+  return new PlanError(`${at}: ${problem}`, posNear(at, positions) ?? { file });
+}
+
+/** The position of a path, else of its nearest ancestor that has one (`env_file.0` of a one-string env_file). */
+function posNear(at: string, positions: Positions): SourcePos | undefined {
+  for (let p = at; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    const found = positions.get(`${p}#value`) ?? positions.get(p);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {

@@ -1,6 +1,7 @@
 /** Human and JSON renderings of a plan analysis: findings grouped by rule, then the guide's tables. */
 import type { Analysis, Finding, Host } from '../analysis/analyze-plan.js';
 import type { Plan } from '../plan/types.js';
+import { compactNames } from '../rollout/execute-rollout.js';
 import { renderTable } from './table.js';
 
 /** Version of the JSON report of `validate`. */
@@ -33,8 +34,7 @@ export function groupFindings(findings: readonly Finding[]): FindingGroup[] {
 
 function servicesLabel(services: readonly string[]): string {
   if (services.length === 0) return 'host';
-  if (services.length <= 2) return services.join(', ');
-  return `${services[0]} … ${services[services.length - 1]} (${services.length})`;
+  return compactNames(services);
 }
 
 function num(n: number | undefined, suffix = ''): string {
@@ -69,7 +69,8 @@ export function renderTables(a: Analysis): string {
 
 function hostLine(host: Host | undefined, skipped: string | undefined): string {
   if (!host) return `Host: unknown — ${skipped ?? 'host rules skipped'}.`;
-  return `Host: ${host.cpus} vCPUs, ${Math.round(host.memoryBytes / 1024 ** 2)} MB memory, ${Math.round(host.reserveMemoryBytes / 1024 ** 2)} MB kept in reserve (from ${host.source === 'engine' ? 'the engine' : host.source === 'flags' ? '--host-cpus/--host-memory' : 'x-arena-deploy.host'}).`;
+  const from = host.source === 'engine' ? 'the Docker engine this tool talks to; pass --host-cpus and --host-memory to check against another host' : host.source === 'flags' ? '--host-cpus/--host-memory' : 'x-arena-deploy.host';
+  return `Host: ${host.cpus} vCPUs, ${Math.round(host.memoryBytes / 1024 ** 2)} MB memory, ${Math.round(host.reserveMemoryBytes / 1024 ** 2)} MB kept in reserve (from ${from}).`;
 }
 
 /** The human report of `validate`. */
@@ -81,21 +82,26 @@ export function renderAnalysis(plan: Plan, a: Analysis, host: Host | undefined, 
   const groups = groupFindings(a.findings);
   const errors = groups.filter((g) => g.severity === 'error').length;
   const warnings = groups.filter((g) => g.severity === 'warning').length;
-  out.push(`Findings: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}${groups.length - errors - warnings ? `, ${groups.length - errors - warnings} note(s)` : ''}`);
+  const notes = groups.length - errors - warnings;
+  out.push(`Findings: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}${notes ? `, ${notes} note${notes === 1 ? '' : 's'}` : ''} (a finding on several services is shown once)`);
   for (const g of groups) out.push(`  ${g.severity.padEnd(7)}  ${g.rule}  [${servicesLabel(g.services)}]\n           ${g.message}`);
   out.push('');
   out.push('Resource allocation, concurrency and memory headroom (memory model: base + workers × per-worker + overhead):');
   out.push(renderTables(a));
   if (against) {
     out.push('');
-    out.push(`Side by side: ${against.plan.files.join(', ')} → ${plan.files.join(', ')}`);
-    out.push(renderComparison(against.analysis, a));
+    out.push(`Side by side: ${against.plan.files.join(', ')} (--against) and ${plan.files.join(', ')}`);
+    out.push(renderComparison(against.analysis, a, [label(against.plan), label(plan)]));
   }
   return `${out.join('\n')}\n`;
 }
 
 /** Two plans side by side: the guide's before/after numbers. */
-export function renderComparison(before: Analysis, after: Analysis): string {
+function label(p: Plan): string {
+  return p.files.map((f) => f.split('/').pop() ?? f).join(' + ');
+}
+
+export function renderComparison(before: Analysis, after: Analysis, headers: readonly [string, string] = ['BEFORE', 'AFTER']): string {
   const web = (a: Analysis) => a.tables.services.filter((r) => r.workers !== undefined);
   const first = (a: Analysis) => web(a)[0];
   const b = first(before);
@@ -109,9 +115,9 @@ export function renderComparison(before: Analysis, after: Analysis): string {
     ['estimated memory per container', num(b?.estimatedMemoryMb, ' MB'), num(c?.estimatedMemoryMb, ' MB')],
     ['headroom per container', `${signed(b?.headroomMb)} MB`, `${signed(c?.headroomMb)} MB`],
     ['CPU limits in total', `${before.tables.totals.cpuLimits}${before.tables.totals.unlimitedCpu.length ? '+' : ''}`, `${after.tables.totals.cpuLimits}${after.tables.totals.unlimitedCpu.length ? '+' : ''}`],
-    ['errors', String(before.findings.filter((f) => f.severity === 'error').length), String(after.findings.filter((f) => f.severity === 'error').length)],
+    ['errors (per service)', String(before.findings.filter((f) => f.severity === 'error').length), String(after.findings.filter((f) => f.severity === 'error').length)],
   ];
-  return renderTable(['', 'CURRENT', 'TARGET'], rows);
+  return renderTable(['', headers[0], headers[1]], rows);
 }
 
 /** The JSON report of `validate`. */

@@ -19,6 +19,9 @@ export interface ValidateOptions {
 /** Analyzes the plan (and the one it replaces); exit 3 when any rule says error. */
 export async function validateCommand(ctx: Context, opts: ValidateOptions): Promise<number> {
   const plan = loadPlan({ files: resolvePlanFiles(opts.files, ctx.cwd), projectName: opts.project, env: ctx.env });
+  // compose's own check needs no engine; where compose is not installed the analysis stands alone.
+  const composeThere = await ctx.compose.version().then(() => true, () => false);
+  if (composeThere) await ctx.compose.validate({ project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory });
   const host = await resolveHost(plan, opts.host, ctx.engine);
   const analysis = analyzeWithConfigs(plan, host);
   let against: { plan: typeof plan; analysis: typeof analysis } | undefined;
