@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { afterAll, beforeAll } from 'vitest';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
 export const twins = path.join(root, 'fixtures', 'compose', 'arena');
@@ -88,4 +89,15 @@ export async function cli(args: readonly string[], env: Record<string, string>, 
 export async function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, { signal: AbortSignal.timeout(10_000) });
   return { status: res.status, body: await res.text() };
+}
+
+/** A fleet for one describe block: a unique project brought up from `file` before its tests and removed after them. */
+export function useFleet(file: string, portPrefix: number): { project: string; env: Record<string, string>; state: string } {
+  const fleet = { project: uniqueProject(), env: fleetEnv(portPrefix), state: tempStateDir() };
+  beforeAll(async () => {
+    await requireEngine();
+    await composeUp(fleet.project, file, fleet.env);
+  }, 600_000);
+  afterAll(async () => composeDown(fleet.project), 120_000);
+  return fleet;
 }

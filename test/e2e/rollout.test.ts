@@ -2,10 +2,8 @@
 import { readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cli, composeDown, composeUp, FIXTURE_SECRET, fleetEnv, get, inspectProject, NEVER_HEALTHY, OPTIMIZED, ORIGINAL, requireEngine, tempStateDir, twins, uniqueProject,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cli, FIXTURE_SECRET, fleetEnv, get, inspectProject, NEVER_HEALTHY, OPTIMIZED, ORIGINAL, tempStateDir, twins, uniqueProject, useFleet } from './helpers.js';
 
 const MB = 1024 ** 2;
 const WEB_NEW = ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6'];
@@ -26,15 +24,7 @@ function listTree(dir: string): string[] {
 }
 
 describe('rollout of the original twin to the optimized twin', () => {
-  const project = uniqueProject();
-  const env = fleetEnv(51);
-  const state = tempStateDir();
-
-  beforeAll(async () => {
-    await requireEngine();
-    await composeUp(project, ORIGINAL, env);
-  }, 600_000);
-  afterAll(async () => composeDown(project), 120_000);
+  const { project, env, state } = useFleet(ORIGINAL, 51);
 
   it('--dry-run prints the steps and changes nothing: same container IDs, no backup, no lock', async () => {
     const before = ids(await inspectProject(project));
@@ -126,15 +116,7 @@ describe('rollout of the original twin to the optimized twin', () => {
 });
 
 describe('a target whose web container never becomes healthy', () => {
-  const project = uniqueProject();
-  const env = fleetEnv(52);
-  const state = tempStateDir();
-
-  beforeAll(async () => {
-    await requireEngine();
-    await composeUp(project, OPTIMIZED, env);
-  }, 600_000);
-  afterAll(async () => composeDown(project), 120_000);
+  const { project, env, state } = useFleet(OPTIMIZED, 52);
 
   it('refuses a target whose image the engine lacks before touching anything: exit 3, same containers, no backup', async () => {
     const before = ids(await inspectProject(project));
@@ -185,15 +167,7 @@ describe('a target whose web container never becomes healthy', () => {
 });
 
 describe('a web service that crash-loops after its monitor window', () => {
-  const project = uniqueProject();
-  const env = fleetEnv(54);
-  const state = tempStateDir();
-
-  beforeAll(async () => {
-    await requireEngine();
-    await composeUp(project, OPTIMIZED, env);
-  }, 600_000);
-  afterAll(async () => composeDown(project), 120_000);
+  const { project, env, state } = useFleet(OPTIMIZED, 54);
 
   it('is caught by the final verification (restart count), and everything changed is rolled back: exit 5', async () => {
     const before = await inspectProject(project);
@@ -236,7 +210,7 @@ describe('validate with no engine at all', () => {
     const r = await cli(['validate', 'plans/docker-compose.loadbalanced.yml', '--host-cpus', '16', '--host-memory', '64g'], noEngine);
     expect(r.exitCode, r.stderr).toBe(3);
     expect(r.stdout).toContain('Host: 16 vCPUs, 65536 MB memory');
-    expect(r.stdout).toMatch(/error +memory-overcommit +\[web-1 … web-10 \(10\)\]\n +web-1 needs about 4000 MB \(200 \+ 12 workers × 300 \+ 200\) but its limit is 3072 MB: over by 928 MB/);
+    expect(r.stdout).toMatch(/error +memory-overcommit +\[web-1…web-10\]\n +web-1 needs about 4000 MB \(200 \+ 12 workers × 300 \+ 200\) but its limit is 3072 MB: over by 928 MB/);
     expect(r.stdout).toContain('CPU limits add up to 22+ of 16 vCPUs (137.5 % or more)');
     expect(r.stdout).toMatch(/warning +health-timeout-too-short/);
     expect(r.stdout).toContain('720 request handlers');
