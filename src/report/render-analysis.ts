@@ -1,7 +1,7 @@
 /** Human and JSON renderings of a plan analysis: findings grouped by rule, then the guide's tables. */
 import type { Analysis, Finding, Host } from '../analysis/analyze-plan.js';
 import type { Plan } from '../plan/types.js';
-import { compactNames } from '../rollout/execute-rollout.js';
+import { compactNames } from '../util/names.js';
 import { renderTable } from './table.js';
 
 /** Version of the JSON report of `validate`. */

@@ -9,6 +9,7 @@ import { createBackup, restoreDirectory, type Backup } from '../backup/create-ba
 import type { Plan } from '../plan/types.js';
 import { summarizeChanges } from '../plan/diff-services.js';
 import { formatElapsed } from '../plan/units.js';
+import { compactNames } from '../util/names.js';
 import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
 import { describeFailure, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
 
@@ -411,30 +412,6 @@ function listrOptions(deps: ExecuteDeps) {
   };
 }
 
-/** `web-1…web-6, nginx`: numbered runs of names compressed, in the order given. */
-export function compactNames(list: readonly string[]): string {
-  const sorted = [...list].sort(naturalCompare);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    const m = /^(.*?)(\d+)$/.exec(sorted[i] as string);
-    let j = i;
-    if (m) {
-      while (j + 1 < sorted.length) {
-        const n = /^(.*?)(\d+)$/.exec(sorted[j + 1] as string);
-        if (!n || n[1] !== m[1] || Number(n[2]) !== Number(m[2]) + (j + 1 - i)) break;
-        j += 1;
-      }
-    }
-    parts.push(j - i >= 2 ? `${sorted[i]}…${sorted[j]}` : sorted.slice(i, j + 1).join(', '));
-    i = j + 1;
-  }
-  return parts.join(', ');
-}
-
-function names(list: readonly string[]): string {
-  return compactNames(list);
-}
-
 /** The one-line verdict: what happened and which services run which config. */
 export function verdictOf(
   outcome: RolloutResult['outcome'],
@@ -448,18 +425,18 @@ export function verdictOf(
     const updated = by((s) => s.result === 'updated' || s.result === 'created');
     const retired = by((s) => s.result === 'retired');
     const kept = by((s) => s.result.startsWith('kept'));
-    if (updated.length === 0 && retired.length === 0) return `Nothing to do: every service of ${plan.project} already runs the target config${kept.length ? ` (${names(kept)} differs but is stateful and was left alone)` : ''}.`;
-    return `Rolled out ${plan.project}: ${updated.length ? `${names(updated)} on the new config` : 'no service recreated'}${retired.length ? `, ${names(retired)} retired` : ''}${kept.length ? `, ${names(kept)} left alone (stateful)` : ''}.`;
+    if (updated.length === 0 && retired.length === 0) return `Nothing to do: every service of ${plan.project} already runs the target config${kept.length ? ` (${compactNames(kept)} left alone, see the warnings)` : ''}.`;
+    return `Rolled out ${plan.project}: ${updated.length ? `${compactNames(updated)} on the new config` : 'no service recreated'}${retired.length ? `, ${compactNames(retired)} retired` : ''}${kept.length ? `, ${compactNames(kept)} left alone (see the warnings)` : ''}.`;
   }
   const why = failure ? `${failure.service ? `${failure.service}: ` : ''}${failure.message}` : 'unknown failure';
   if (outcome === 'rollback-failed') {
     const newOnes = by((s) => s.config === 'new' && s.result !== 'unchanged');
     const unknown = by((s) => s.config === 'unknown');
-    return `Rollback failed after ${why}. ${unknown.length ? `${names(unknown)} in an unknown state` : ''}${newOnes.length ? `${unknown.length ? ', ' : ''}${names(newOnes)} on the NEW config` : ''}; the rest on the old config. A person must look: ${rollbackErrors.join('; ')}.`;
+    return `Rollback failed after ${why}. ${unknown.length ? `${compactNames(unknown)} in an unknown state` : ''}${newOnes.length ? `${unknown.length ? ', ' : ''}${compactNames(newOnes)} on the NEW config` : ''}; the rest on the old config. A person must look: ${rollbackErrors.join('; ')}.`;
   }
   const restored = by((s) => s.result === 'rolled back');
   const removed = by((s) => s.result === 'removed (rolled back)');
   const head = outcome === 'interrupted' ? 'Interrupted' : 'Rolled back';
-  const undone = [restored.length ? `${names(restored)} restored from the backup` : '', removed.length ? `${names(removed)} (new) removed` : ''].filter(Boolean).join(', ');
+  const undone = [restored.length ? `${compactNames(restored)} restored from the backup` : '', removed.length ? `${compactNames(removed)} (new) removed` : ''].filter(Boolean).join(', ');
   return `${head}: ${why.replace(/\.$/, '')}. ${undone ? `${undone}; ` : ''}every service of ${plan.project} is on the old config.`;
 }

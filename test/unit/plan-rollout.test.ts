@@ -122,7 +122,7 @@ describe('ordering and names', () => {
     expect(order.indexOf('update nginx')).toBeGreaterThan(order.indexOf('update web-9'));
   });
   it('compresses numbered runs of names', async () => {
-    const { compactNames } = await import('../../src/rollout/execute-rollout.js');
+    const { compactNames } = await import('../../src/util/names.js');
     expect(compactNames(['nginx', 'web-2', 'web-1', 'web-3', 'web-10', 'web-4', 'web-5', 'web-6'])).toBe('nginx, web-1…web-6, web-10');
     expect(compactNames(['web-7', 'web-8'])).toBe('web-7, web-8');
   });
