@@ -14,6 +14,8 @@ import type { Context, IO } from './context.js';
 import { DEFAULT_PLAN, rolloutCommand } from './commands/rollout.js';
 import { demoCommand } from './commands/demo.js';
 import { validateCommand } from './commands/validate.js';
+import { historyCommand } from './commands/history.js';
+import { rollbackCommand } from './commands/rollback.js';
 
 /** Test seam: build the context from parts, or let main build the real one. */
 export interface MainOverrides {
@@ -134,6 +136,27 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
         output: o['output'] as 'text' | 'json',
       });
+    });
+
+  program
+    .command('rollback')
+    .description('bring the fleet back to the newest (or a chosen) backup, after verifying its sha256 sums')
+    .option('-p, --project <name>', 'compose project (required unless --to names the backup)')
+    .option('--to <backup-dir>', 'the backup folder to restore (default: the newest of the project)')
+    .addOption(new Option('--timeout <duration>', 'how long the services may take to be healthy again').argParser(durationOption('--timeout', 1000)).default(300_000, '5m'))
+    .option('--state-dir <dir>', 'where backups, locks and the journal are kept (as for rollout)')
+    .action(async (o: Record<string, unknown>) => {
+      code = await rollbackCommand(ctx(), { project: o['project'] as string | undefined, to: o['to'] as string | undefined, stateDir: o['stateDir'] as string | undefined, timeoutS: Math.ceil((o['timeout'] as number) / 1000) });
+    });
+
+  program
+    .command('history')
+    .description('list past rollouts from the journal: when, who, plan and its hash, result, duration, services changed')
+    .option('-p, --project <name>', 'only this compose project')
+    .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
+    .action(async (o: Record<string, unknown>) => {
+      code = await historyCommand(ctx(), { project: o['project'] as string | undefined, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
     });
 
   program

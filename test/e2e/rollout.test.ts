@@ -1,5 +1,5 @@
 /** End to end on the real engine: the main job, a broken target, the dry run, and no engine at all. */
-import { readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -112,6 +112,12 @@ describe('rollout of the original twin to the optimized twin', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain(`Nothing to do: every service of ${project} already runs the target config.`);
     expect(ids(await inspectProject(project))).toEqual(before);
+    // The journal has the one rollout that changed something.
+    const h = await cli(['history', '--project', project, '--state-dir', state, '--output', 'json'], env);
+    expect(h.exitCode, h.stderr).toBe(0);
+    const history = JSON.parse(h.stdout) as { rollouts: Array<{ project: string; plan: string[]; result: string; finished: { changed: string[] } }> };
+    expect(history.rollouts.map((x) => [x.project, x.plan, x.result])).toEqual([[project, [OPTIMIZED], 'succeeded']]);
+    expect(history.rollouts[0]!.finished.changed).toEqual(['nginx', 'web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6', 'web-7', 'web-8', 'web-9', 'web-10']);
   }, 120_000);
 });
 
@@ -186,6 +192,38 @@ describe('a web service that crash-loops after its monitor window', () => {
     expect(after.get('nginx')!.Id).toBe(before.get('nginx')!.Id);
     expect(r.stdout.trim().split('\n').pop()).toMatch(/^Rolled back: /);
   }, 900_000);
+});
+
+describe('arena-deploy rollback', () => {
+  const { project, env, state } = useFleet(OPTIMIZED, 55);
+
+  it('restores the newest backup after a successful rollout, and refuses an altered or incomplete one', async () => {
+    const override = path.join(tempStateDir(), 'v3.yml');
+    writeFileSync(override, 'services:\n  web-1:\n    environment:\n      - ARENA_REVISION=v3\n');
+    const r = await cli(['rollout', '-f', OPTIMIZED, '-f', override, '--project', project, '--state-dir', state, '--monitor', '1s'], env);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await inspectProject(project)).get('web-1')!.Config.Env).toContain('ARENA_REVISION=v3');
+
+    const back = await cli(['rollback', '--project', project, '--state-dir', state], env);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(new RegExp(`^Restored ${project} to the backup of .*: every service runs the backed-up config and is healthy\\.$`, 'm'));
+    const after = await inspectProject(project);
+    expect(after.get('web-1')!.Config.Env).toContain('ARENA_REVISION=optimized');
+    for (const [s, c] of after) expect(c.State.Health?.Status, s).toBe('healthy');
+
+    const backups = path.join(state, 'backups', project);
+    const newest = path.join(backups, readdirSync(backups).sort().pop()!);
+    const before = JSON.stringify([...after.values()].map((c) => c.Id));
+    writeFileSync(path.join(newest, 'compose', 'docker-compose.loadbalanced.optimized.yml'), '# tampered\n', { flag: 'a' });
+    const tampered = await cli(['rollback', '--to', newest, '--state-dir', state], env);
+    expect(tampered.exitCode).toBe(3);
+    expect(tampered.stderr.trim()).toBe(`error: The backup ${newest} was altered: the sha256 of compose/docker-compose.loadbalanced.optimized.yml does not match its manifest.`);
+    rmSync(path.join(newest, 'manifest.json'));
+    const incomplete = await cli(['rollback', '--to', newest, '--state-dir', state], env);
+    expect(incomplete.exitCode).toBe(3);
+    expect(incomplete.stderr.trim()).toBe(`error: The backup ${newest} has no readable manifest.json: it is incomplete.`);
+    expect(JSON.stringify([...(await inspectProject(project)).values()].map((c) => c.Id))).toBe(before);
+  }, 600_000);
 });
 
 describe('no engine reachable', () => {

@@ -10,6 +10,7 @@ import { discoverCurrent } from '../../rollout/discover.js';
 import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
 import { checkRollout, executeRollout, type RolloutResult } from '../../rollout/execute-rollout.js';
 import { acquireLock } from '../../rollout/lock.js';
+import { appendRecord, isUnfinished, JOURNAL_VERSION, journalFile, planHash, readJournal, rollouts, whoAmI } from '../../rollout/journal.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
 import { redactText } from '../../util/redact.js';
 import { stateDir } from '../../util/state-dir.js';
@@ -111,20 +112,36 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
     return 0;
   }
 
-  const lock = await acquireLock(path.join(stateDir(opts.stateDir, ctx.env), 'locks'), plan.project, plan.targetFiles);
+  const state = stateDir(opts.stateDir, ctx.env);
+  const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles);
   let result: RolloutResult;
+  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
   try {
+    const earlier = rollouts((await readJournal(state)).records).filter((r) => r.started.project === plan.project && isUnfinished(r));
+    for (const r of earlier) ctx.io.stderr.write(`warning: an earlier rollout of ${plan.project} (${r.started.id}, by ${r.started.user}@${r.started.host} at ${r.started.at}) never finished: the fleet may be part old, part new; \`arena-deploy history\` lists it.\n`);
+    await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project: plan.project, plan: plan.targetFiles, planHash: planHash(plan.targetFiles) });
     ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
     for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
     result = await executeRollout(plan, {
       ...checkDeps,
       clock: ctx.clock,
-      backupRoot: path.join(stateDir(opts.stateDir, ctx.env), 'backups'),
+      backupRoot: path.join(state, 'backups'),
       signal: ctx.signal,
       renderer: chooseRenderer(ctx.io, ctx.env),
       progress: ctx.io.stderr,
       redact,
       pollMs: opts.pollMs,
+    });
+    await appendRecord(journalFile(state), {
+      v: JOURNAL_VERSION,
+      type: 'rollout-finished',
+      id,
+      at: new Date().toISOString(),
+      outcome: result.outcome,
+      durationMs: result.durationMs,
+      changed: result.services.filter((x) => ['updated', 'created', 'retired', 'rolled back', 'removed (rolled back)', 'rollback failed', 'failed'].includes(x.result)).map((x) => x.service),
+      backup: result.backupDir ?? null,
+      verdict: redact(result.verdict),
     });
   } finally {
     await lock.release();

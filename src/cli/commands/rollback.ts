@@ -1,0 +1,64 @@
+/** `arena-deploy rollback [--to BACKUP]`: bring the fleet back to a backup's config, after checking the backup is whole. */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { RollbackFailedError, UsageError } from '../../errors.js';
+import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
+import { acquireLock } from '../../rollout/lock.js';
+import { appendRecord, JOURNAL_VERSION, journalFile, planHash, whoAmI } from '../../rollout/journal.js';
+import { stateDir } from '../../util/state-dir.js';
+import type { Context } from '../context.js';
+
+/** Flags of `rollback`. */
+export interface RollbackOptions {
+  /** Required unless --to names the backup (its manifest says the project). */
+  readonly project?: string | undefined;
+  readonly to?: string | undefined;
+  readonly stateDir?: string | undefined;
+  readonly timeoutS: number;
+}
+
+/** The newest backup folder of a project (names are UTC timestamps, so they sort by time). */
+async function newestBackup(root: string, project: string): Promise<string> {
+  const dir = path.join(root, 'backups', project);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const newest = names.filter((n) => /^\d{8}T\d{9}Z/.test(n)).sort().pop();
+  if (!newest) throw new UsageError(`No backup of ${project} in ${dir}: name one with --to BACKUP_DIR.`);
+  return path.join(dir, newest);
+}
+
+/** Verifies the backup's sums, then lets compose converge the project to the backup's files and waits for health. */
+export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Promise<number> {
+  const state = stateDir(opts.stateDir, ctx.env);
+  if (!opts.to && !opts.project) throw new UsageError('name the project with --project, or the backup with --to BACKUP_DIR.');
+  const dir = opts.to ? path.resolve(ctx.cwd, opts.to) : await newestBackup(state, opts.project as string);
+  const manifest = await verifyBackup(dir);
+  if (opts.project && manifest.project !== opts.project) throw new UsageError(`The backup ${dir} is of project "${manifest.project}", not "${opts.project}".`);
+  const project = manifest.project;
+  const info = await ctx.engine.ping();
+  await ctx.compose.version();
+  const where = await restoreDirectory(dir, manifest);
+  const files = manifest.composeFiles.map((f) => path.join(dir, f.stored));
+  const lock = await acquireLock(path.join(state, 'locks'), project, files);
+  const started = ctx.clock.now();
+  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+  try {
+    ctx.io.stderr.write(`Restoring ${project} on ${info.endpoint} from ${dir} (sums verified${where.fromBackup ? '; referenced files changed since, so the backup\'s copies are used' : ''})...\n`);
+    await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project: project, plan: files, planHash: planHash(files) });
+    let outcome = 'restored';
+    let verdict = `Restored ${project} to the backup of ${manifest.createdAt}: every service runs the backed-up config and is healthy.`;
+    try {
+      // compose converges: recreates what differs from the backup, removes what the backup does not have, waits for health.
+      await ctx.compose.upAll({ project: project, files, projectDirectory: where.projectDirectory }, { wait: true, timeoutS: opts.timeoutS });
+    } catch (err) {
+      outcome = 'restore-failed';
+      verdict = `The restore of ${project} from ${dir} did not finish healthy: ${(err as { firstStderrLine?: string }).firstStderrLine || (err as Error).message}`;
+      throw new RollbackFailedError(verdict, { cause: err, hints: ['`docker compose ps` shows which services run; the backup is unchanged, and the command can be run again.'] });
+    } finally {
+      await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-finished', id, at: new Date().toISOString(), outcome, durationMs: ctx.clock.now() - started, changed: [], backup: dir, verdict });
+    }
+    ctx.io.stdout.write(`${verdict}\n`);
+    return 0;
+  } finally {
+    await lock.release();
+  }
+}

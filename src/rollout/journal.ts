@@ -1,0 +1,137 @@
+/** The journal: an append-only record of rollouts (JSON lines) for `history` and for noticing a rollout that never finished. */
+import { createHash } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Version of a journal line's format. */
+export const JOURNAL_VERSION = 1;
+
+/** Written before the first change of a rollout. */
+export interface RolloutStarted {
+  readonly v: typeof JOURNAL_VERSION;
+  readonly type: 'rollout-started';
+  readonly id: string;
+  readonly at: string;
+  readonly user: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly project: string;
+  readonly plan: readonly string[];
+  /** sha256 over the target files' contents, in order. */
+  readonly planHash: string;
+}
+
+/** Written when a rollout ends, whatever the outcome. */
+export interface RolloutFinished {
+  readonly v: typeof JOURNAL_VERSION;
+  readonly type: 'rollout-finished';
+  readonly id: string;
+  readonly at: string;
+  readonly outcome: string;
+  readonly durationMs: number;
+  readonly changed: readonly string[];
+  readonly backup: string | null;
+  readonly verdict: string;
+}
+
+/** One line of the journal. */
+export type JournalRecord = RolloutStarted | RolloutFinished;
+
+/** What reading the journal found. */
+export interface JournalRead {
+  readonly records: readonly JournalRecord[];
+  /** Line numbers that could not be read (a torn last line after a crash), skipped. */
+  readonly skippedLines: readonly number[];
+}
+
+/** The journal file in a state folder. */
+export function journalFile(stateDir: string): string {
+  return path.join(stateDir, 'journal.jsonl');
+}
+
+/** sha256 of the plan files' contents, the plan's identity in the journal. */
+export function planHash(files: readonly string[], read: (f: string) => Buffer = (f) => readFileSync(f)): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(read(f));
+  return h.digest('hex');
+}
+
+/** Appends one record as one line, flushed to disk before it returns. */
+export async function appendRecord(file: string, record: JournalRecord): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const handle = await fs.open(file, 'a+', 0o600);
+  try {
+    // A line that a crash tore is left as it is; starting on a new line keeps this one readable.
+    const { size } = await handle.stat();
+    const prefix = size > 0 && !(await endsWithNewline(handle, size)) ? '\n' : '';
+    await handle.write(`${prefix}${JSON.stringify(record)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function endsWithNewline(handle: fs.FileHandle, size: number): Promise<boolean> {
+  const buf = Buffer.alloc(1);
+  await handle.read(buf, 0, 1, size - 1);
+  return buf[0] === 0x0a;
+}
+
+/** Parses journal text; unreadable lines are skipped and reported, the others stay readable. */
+export function parseJournal(text: string): JournalRead {
+  const records: JournalRecord[] = [];
+  const skipped: number[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      const r = JSON.parse(line) as JournalRecord;
+      if (r && (r.type === 'rollout-started' || r.type === 'rollout-finished') && typeof r.id === 'string') records.push(r);
+      else skipped.push(i + 1);
+    } catch {
+      skipped.push(i + 1);
+    }
+  });
+  return { records, skippedLines: skipped };
+}
+
+/** Reads the journal of a state folder (empty when there is none yet). */
+export async function readJournal(stateDir: string): Promise<JournalRead> {
+  let text: string;
+  try {
+    text = await fs.readFile(journalFile(stateDir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], skippedLines: [] };
+    throw err;
+  }
+  return parseJournal(text);
+}
+
+/** One rollout as `history` shows it. */
+export interface RolloutEntry {
+  readonly started: RolloutStarted;
+  readonly finished: RolloutFinished | undefined;
+}
+
+/** Pairs start and finish records, oldest first. */
+export function rollouts(records: readonly JournalRecord[]): RolloutEntry[] {
+  const finished = new Map(records.filter((r): r is RolloutFinished => r.type === 'rollout-finished').map((r) => [r.id, r]));
+  return records.filter((r): r is RolloutStarted => r.type === 'rollout-started').map((s) => ({ started: s, finished: finished.get(s.id) }));
+}
+
+/** Whether a started rollout's process is gone without a finish record (killed, or the machine went down). */
+export function isUnfinished(entry: RolloutEntry): boolean {
+  if (entry.finished) return false;
+  if (entry.started.host !== os.hostname()) return false;
+  try {
+    process.kill(entry.started.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EPERM';
+  }
+}
+
+/** Who runs this process, for the journal. */
+export function whoAmI(): { user: string; host: string; pid: number } {
+  return { user: os.userInfo().username, host: os.hostname(), pid: process.pid };
+}
