@@ -79,10 +79,25 @@ export async function inspectProject(project: string): Promise<Map<string, Inspe
   return out;
 }
 
+/** CLI runs still going: a test that timed out must not leave one changing a fleet while it is removed. */
+const running = new Set<{ kill: (signal?: NodeJS.Signals) => boolean }>();
+
 /** Runs the built CLI as a user would, without a terminal. */
 export async function cli(args: readonly string[], env: Record<string, string>, timeoutMs = 15 * 60_000) {
-  const r = await execa('node', [path.join(root, 'bin', 'arena-deploy'), ...args], { env, reject: false, stdin: 'ignore', timeout: timeoutMs, cwd: root });
-  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const child = execa('node', [path.join(root, 'bin', 'arena-deploy'), ...args], { env, reject: false, stdin: 'ignore', timeout: timeoutMs, cwd: root });
+  running.add(child);
+  try {
+    const r = await child;
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  } finally {
+    running.delete(child);
+  }
+}
+
+/** Stops every CLI run still going (after a timed-out test). */
+export function killRunningCli(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
 }
 
 /** GET on a port this test published on 127.0.0.1. */
@@ -98,6 +113,9 @@ export function useFleet(file: string, portPrefix: number): { project: string; e
     await requireEngine();
     await composeUp(fleet.project, file, fleet.env);
   }, 600_000);
-  afterAll(async () => composeDown(fleet.project), 120_000);
+  afterAll(async () => {
+    killRunningCli();
+    await composeDown(fleet.project);
+  }, 120_000);
   return fleet;
 }
