@@ -1,6 +1,6 @@
 /** Shared pieces of the end-to-end tests: a real engine, unique compose projects, the built CLI. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -40,9 +40,17 @@ export function uniqueProject(): string {
   return `${TEST_PROJECT_PREFIX}${randomBytes(4).toString('hex')}`;
 }
 
-/** A fresh state folder (backups, locks) for one test. */
+const tempDirs: string[] = [];
+// Registered on the root suite of each test file that imports this module: its folders go when the file ends.
+afterAll(() => {
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh state folder (backups, locks) for one test, removed when the tests end. */
 export function tempStateDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /** The environment of one test's fleet: its own port prefix on 127.0.0.1. */
