@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { PlanError } from '../errors.js';
-import type { EngineClient } from '../engine/engine-client.js';
+import type { EngineClient, EngineInfo } from '../engine/engine-client.js';
 import { combineNginx, parseNginx, NginxParseError, type NginxConfig } from '../plan/nginx.js';
 import type { Plan } from '../plan/types.js';
 import { analyzePlan, type Analysis, type Host } from './analyze-plan.js';
@@ -65,20 +65,22 @@ export async function resolveHost(plan: Plan, flags: HostFlags, engine: EngineCl
   let memoryBytes = flags.memoryBytes ?? h?.memoryBytes;
   let fromEngine = false;
   if (engine && (cpus === undefined || memoryBytes === undefined)) {
-    try {
-      const info = await engine.ping();
-      if (info.ncpu > 0 && info.memTotalBytes > 0) {
-        cpus ??= info.ncpu;
-        memoryBytes ??= info.memTotalBytes;
-        fromEngine = true;
-      }
-    } catch {
-      // No engine: what the flags and the plan say is all there is.
+    const seen = await engine.ping().then((info) => engineHost(plan, info), () => undefined);
+    if (seen) {
+      cpus ??= seen.cpus;
+      memoryBytes ??= seen.memoryBytes;
+      fromEngine = true;
     }
   }
   if (cpus === undefined || memoryBytes === undefined) return undefined;
   const source = fromEngine ? 'engine' : flags.cpus !== undefined || flags.memoryBytes !== undefined ? 'flags' : 'plan';
   return { cpus, memoryBytes, reserveMemoryBytes: h?.reserveMemoryBytes ?? defaultReserve(memoryBytes), source };
+}
+
+/** The host as the engine reports it (`docker info`), undefined when it reports nothing usable. */
+export function engineHost(plan: Plan, info: EngineInfo): Host | undefined {
+  if (!(info.ncpu > 0 && info.memTotalBytes > 0)) return undefined;
+  return { cpus: info.ncpu, memoryBytes: info.memTotalBytes, reserveMemoryBytes: plan.extension.host?.reserveMemoryBytes ?? defaultReserve(info.memTotalBytes), source: 'engine' };
 }
 
 /** Reads what the plan needs from disk and runs the rules. */

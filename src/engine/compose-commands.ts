@@ -8,6 +8,11 @@ export interface ComposeTarget {
   readonly projectDirectory?: string | undefined;
 }
 
+/** The compose project and files of a loaded plan. */
+export function composeTargetOf(plan: { readonly project: string; readonly files: readonly string[]; readonly projectDirectory: string }): ComposeTarget {
+  return { project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory };
+}
+
 /** The program every compose command runs. */
 export const DOCKER = 'docker';
 

@@ -135,3 +135,17 @@ export function isUnfinished(entry: RolloutEntry): boolean {
 export function whoAmI(): { user: string; host: string; pid: number } {
   return { user: os.userInfo().username, host: os.hostname(), pid: process.pid };
 }
+
+/** An open journal entry: the start is written when it is begun, `finish` writes the end. */
+export interface JournalEntry {
+  readonly id: string;
+  finish(end: Omit<RolloutFinished, 'v' | 'type' | 'id' | 'at'>): Promise<void>;
+}
+
+/** Writes the start record of a rollout (or rollback) of `project` to `files`, and returns the handle to end it. */
+export async function beginEntry(stateDir: string, project: string, files: readonly string[]): Promise<JournalEntry> {
+  const file = journalFile(stateDir);
+  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+  await appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project, plan: files, planHash: planHash(files) });
+  return { id, finish: (end) => appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-finished', id, at: new Date().toISOString(), ...end }) };
+}

@@ -213,7 +213,7 @@ describe('arena-deploy rollback', () => {
 
     const backups = path.join(state, 'backups', project);
     const newest = path.join(backups, readdirSync(backups).sort().pop()!);
-    const before = JSON.stringify([...after.values()].map((c) => c.Id));
+    const before = ids(after);
     writeFileSync(path.join(newest, 'compose', 'docker-compose.loadbalanced.optimized.yml'), '# tampered\n', { flag: 'a' });
     const tampered = await cli(['rollback', '--to', newest, '--state-dir', state], env);
     expect(tampered.exitCode).toBe(3);
@@ -222,7 +222,7 @@ describe('arena-deploy rollback', () => {
     const incomplete = await cli(['rollback', '--to', newest, '--state-dir', state], env);
     expect(incomplete.exitCode).toBe(3);
     expect(incomplete.stderr.trim()).toBe(`error: The backup ${newest} has no readable manifest.json: it is incomplete.`);
-    expect(JSON.stringify([...(await inspectProject(project)).values()].map((c) => c.Id))).toBe(before);
+    expect(ids(await inspectProject(project))).toEqual(before);
   }, 600_000);
 });
 

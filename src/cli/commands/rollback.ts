@@ -4,7 +4,7 @@ import path from 'node:path';
 import { RollbackFailedError, UsageError } from '../../errors.js';
 import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
 import { acquireLock } from '../../rollout/lock.js';
-import { appendRecord, JOURNAL_VERSION, journalFile, planHash, whoAmI } from '../../rollout/journal.js';
+import { beginEntry } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
 import type { Context } from '../context.js';
 
@@ -40,10 +40,9 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   const files = manifest.composeFiles.map((f) => path.join(dir, f.stored));
   const lock = await acquireLock(path.join(state, 'locks'), project, files);
   const started = ctx.clock.now();
-  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
   try {
     ctx.io.stderr.write(`Restoring ${project} on ${info.endpoint} from ${dir} (sums verified${where.fromBackup ? '; referenced files changed since, so the backup\'s copies are used' : ''})...\n`);
-    await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project: project, plan: files, planHash: planHash(files) });
+    const entry = await beginEntry(state, project, files);
     let outcome = 'restored';
     let verdict = `Restored ${project} to the backup of ${manifest.createdAt}: every service runs the backed-up config and is healthy.`;
     try {
@@ -54,7 +53,7 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
       verdict = `The restore of ${project} from ${dir} did not finish healthy: ${(err as { firstStderrLine?: string }).firstStderrLine || (err as Error).message}`;
       throw new RollbackFailedError(verdict, { cause: err, hints: ['`docker compose ps` shows which services run; the backup is unchanged, and the command can be run again.'] });
     } finally {
-      await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-finished', id, at: new Date().toISOString(), outcome, durationMs: ctx.clock.now() - started, changed: [], backup: dir, verdict });
+      await entry.finish({ outcome, durationMs: ctx.clock.now() - started, changed: [], backup: dir, verdict });
     }
     ctx.io.stdout.write(`${verdict}\n`);
     return 0;

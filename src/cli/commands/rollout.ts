@@ -5,16 +5,16 @@ import { CancelledError, RollbackFailedError, RolledBackError, ValidationError }
 import { loadPlan } from '../../plan/load-plan.js';
 import type { Plan } from '../../plan/types.js';
 import type { ContainerSummary } from '../../engine/engine-client.js';
-import type { ComposeAction } from '../../engine/compose-commands.js';
+import { composeTargetOf, type ComposeAction } from '../../engine/compose-commands.js';
 import { discoverCurrent } from '../../rollout/discover.js';
 import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
 import { checkRollout, executeRollout, type RolloutResult } from '../../rollout/execute-rollout.js';
 import { acquireLock } from '../../rollout/lock.js';
-import { appendRecord, isUnfinished, JOURNAL_VERSION, journalFile, planHash, readJournal, rollouts, whoAmI } from '../../rollout/journal.js';
+import { beginEntry, isUnfinished, readJournal, rollouts } from '../../rollout/journal.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
 import { redactText } from '../../util/redact.js';
 import { stateDir } from '../../util/state-dir.js';
-import { analyzeWithConfigs, defaultReserve } from '../../analysis/plan-analysis.js';
+import { analyzeWithConfigs, engineHost } from '../../analysis/plan-analysis.js';
 import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
 import { chooseRenderer, type Context } from '../context.js';
@@ -82,8 +82,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   };
   const plan = planRollout({ target, current: current.plan, live: current.live, composeView, policy });
   // The same analysis as `validate`, against the engine's host: errors stop the rollout before anything is touched.
-  const host = { cpus: info.ncpu, memoryBytes: info.memTotalBytes, reserveMemoryBytes: target.extension.host?.reserveMemoryBytes ?? defaultReserve(info.memTotalBytes), source: 'engine' as const };
-  const analysis = analyzeWithConfigs(target, info.ncpu > 0 && info.memTotalBytes > 0 ? host : undefined);
+  const analysis = analyzeWithConfigs(target, engineHost(target, info));
   const groups = groupFindings(analysis.findings);
   const errors = groups.filter((g) => g.severity === 'error');
   const analysisWarnings = groups.filter((g) => g.severity === 'warning').map((g) => `${g.rule} [${g.services.join(', ') || 'host'}]: ${g.message}`);
@@ -115,11 +114,10 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   const state = stateDir(opts.stateDir, ctx.env);
   const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles);
   let result: RolloutResult;
-  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
   try {
     const earlier = rollouts((await readJournal(state)).records).filter((r) => r.started.project === plan.project && isUnfinished(r));
     for (const r of earlier) ctx.io.stderr.write(`warning: an earlier rollout of ${plan.project} (${r.started.id}, by ${r.started.user}@${r.started.host} at ${r.started.at}) never finished: the fleet may be part old, part new; \`arena-deploy history\` lists it.\n`);
-    await appendRecord(journalFile(state), { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project: plan.project, plan: plan.targetFiles, planHash: planHash(plan.targetFiles) });
+    const entry = await beginEntry(state, plan.project, plan.targetFiles);
     ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
     for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
     result = await executeRollout(plan, {
@@ -132,11 +130,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
       redact,
       pollMs: opts.pollMs,
     });
-    await appendRecord(journalFile(state), {
-      v: JOURNAL_VERSION,
-      type: 'rollout-finished',
-      id,
-      at: new Date().toISOString(),
+    await entry.finish({
       outcome: result.outcome,
       durationMs: result.durationMs,
       changed: result.services.filter((x) => ['updated', 'created', 'retired', 'rolled back', 'removed (rolled back)', 'rollback failed', 'failed'].includes(x.result)).map((x) => x.service),
@@ -179,7 +173,7 @@ async function composeVerdicts(ctx: Context, plan: Plan, live: readonly Containe
   if (services.length === 0) return new Map();
   let byContainer: Map<string, ComposeAction>;
   try {
-    byContainer = await ctx.compose.pendingChanges({ project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory }, services);
+    byContainer = await ctx.compose.pendingChanges(composeTargetOf(plan), services);
   } catch {
     return undefined;
   }

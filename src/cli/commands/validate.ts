@@ -4,6 +4,7 @@ import { analyzeWithConfigs, resolveHost, type HostFlags } from '../../analysis/
 import { loadPlan } from '../../plan/load-plan.js';
 import { analysisJson, renderAnalysis } from '../../report/render-analysis.js';
 import { ExitCode } from '../../errors.js';
+import { composeTargetOf } from '../../engine/compose-commands.js';
 import type { Context } from '../context.js';
 import { resolvePlanFiles } from './rollout.js';
 
@@ -21,7 +22,7 @@ export async function validateCommand(ctx: Context, opts: ValidateOptions): Prom
   const plan = loadPlan({ files: resolvePlanFiles(opts.files, ctx.cwd), projectName: opts.project, env: ctx.env });
   // compose's own check needs no engine; where compose is not installed the analysis stands alone.
   const composeThere = await ctx.compose.version().then(() => true, () => false);
-  if (composeThere) await ctx.compose.validate({ project: plan.project, files: plan.files, projectDirectory: plan.projectDirectory });
+  if (composeThere) await ctx.compose.validate(composeTargetOf(plan));
   const host = await resolveHost(plan, opts.host, ctx.engine);
   const analysis = analyzeWithConfigs(plan, host);
   let against: { plan: typeof plan; analysis: typeof analysis } | undefined;
