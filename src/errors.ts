@@ -8,6 +8,7 @@ export const ExitCode = {
   rolledBack: 5,
   rollbackFailed: 6,
   interrupted: 130,
+  terminated: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -79,7 +80,7 @@ export class RollbackFailedError extends ArenaError {
   }
 }
 
-/** The user interrupted the run (exit 130). */
+/** The user interrupted the run: exit 130 after SIGINT, 143 after SIGTERM (the CLI picks by the signal received). */
 export class CancelledError extends ArenaError {
   constructor(message = 'Interrupted.', options: { cause?: unknown; hints?: readonly string[] } = {}) {
     super(message, ExitCode.interrupted, options);

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ArenaError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
+import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
 import { DockerEngineClient } from '../engine/docker-engine-client.js';
 import { DockerComposeClient } from '../engine/compose-client.js';
 import { ExecaProcessRunner } from '../engine/process-runner.js';
@@ -16,6 +16,7 @@ import { demoCommand } from './commands/demo.js';
 import { validateCommand } from './commands/validate.js';
 import { historyCommand } from './commands/history.js';
 import { rollbackCommand } from './commands/rollback.js';
+import { statusCommand } from './commands/status.js';
 
 /** Test seam: build the context from parts, or let main build the real one. */
 export interface MainOverrides {
@@ -53,14 +54,18 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   const secrets = new Set<string>();
   const controller = new AbortController();
   let signals = 0;
+  let received: NodeJS.Signals | undefined;
+  /** 128 + the signal's number, as a shell reports a process killed by it. */
+  const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted);
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
+    received ??= sig;
     if (signals === 1) {
       io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
       controller.abort();
     } else {
       io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
-      process.exit(ExitCode.interrupted);
+      process.exit(interruptedCode());
     }
   };
   const installSignals = !overrides.io;
@@ -101,8 +106,14 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
+    .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
+    .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
+    .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
+        resume: Boolean(o['resume']),
+        breakLock: Boolean(o['breakLock']),
+        engineTimeoutMs: o['engineTimeout'] as number,
         files: planFiles(plan, o['file'] as string[] | undefined),
         current: (o['current'] as string[] | undefined) ?? [],
         project: o['project'] as string | undefined,
@@ -145,8 +156,15 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--to <backup-dir>', 'the backup folder to restore (default: the newest of the project)')
     .addOption(new Option('--timeout <duration>', 'how long the services may take to be healthy again').argParser(durationOption('--timeout', 1000)).default(300_000, '5m'))
     .option('--state-dir <dir>', 'where backups, locks and the journal are kept (as for rollout)')
+    .option('--break-lock', 'take over a lock whose process is gone (or held from another host); the lock of the interrupted rollout being undone is taken over without it')
     .action(async (o: Record<string, unknown>) => {
-      code = await rollbackCommand(ctx(), { project: o['project'] as string | undefined, to: o['to'] as string | undefined, stateDir: o['stateDir'] as string | undefined, timeoutS: Math.ceil((o['timeout'] as number) / 1000) });
+      code = await rollbackCommand(ctx(), {
+        project: o['project'] as string | undefined,
+        to: o['to'] as string | undefined,
+        stateDir: o['stateDir'] as string | undefined,
+        timeoutS: Math.ceil((o['timeout'] as number) / 1000),
+        breakLock: Boolean(o['breakLock']),
+      });
     });
 
   program
@@ -157,6 +175,16 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
     .action(async (o: Record<string, unknown>) => {
       code = await historyCommand(ctx(), { project: o['project'] as string | undefined, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
+    });
+
+  program
+    .command('status')
+    .description('per service: container, config, health, restarts, OOMKilled, exit code, memory against its limit, uptime; and any rollout that never finished (exit 1 when something needs a look)')
+    .requiredOption('-p, --project <name>', 'compose project')
+    .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
+    .action(async (o: Record<string, unknown>) => {
+      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
     });
 
   program
@@ -173,7 +201,8 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (err) {
-    return report(err, io, debug, secrets);
+    const exit = report(err, io, debug, secrets);
+    return err instanceof CancelledError ? interruptedCode() : exit;
   } finally {
     if (installSignals) {
       process.off('SIGINT', onSignal);
