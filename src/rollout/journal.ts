@@ -20,7 +20,16 @@ export interface RolloutStarted {
   readonly plan: readonly string[];
   /** sha256 over the target files' contents, in order. */
   readonly planHash: string;
+  /** A rollout (the default when absent) or a `rollback`. */
+  readonly kind?: 'rollout' | 'rollback';
+  /** The interrupted rollout this one resumes (`rollout --resume`). */
+  readonly resumes?: string;
 }
+
+/** Written during a rollout: the backup it wrote, and each service just before it is changed. */
+export type RolloutStep =
+  | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'backup'; readonly backup: string }
+  | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' };
 
 /** Written when a rollout ends, whatever the outcome. */
 export interface RolloutFinished {
@@ -36,7 +45,9 @@ export interface RolloutFinished {
 }
 
 /** One line of the journal. */
-export type JournalRecord = RolloutStarted | RolloutFinished;
+export type JournalRecord = RolloutStarted | RolloutFinished | RolloutStep;
+
+const TYPES = new Set(['rollout-started', 'rollout-finished', 'rollout-step']);
 
 /** What reading the journal found. */
 export interface JournalRead {
@@ -86,7 +97,7 @@ export function parseJournal(text: string): JournalRead {
     if (line.trim() === '') return;
     try {
       const r = JSON.parse(line) as JournalRecord;
-      if (r && (r.type === 'rollout-started' || r.type === 'rollout-finished') && typeof r.id === 'string') records.push(r);
+      if (r && TYPES.has(r.type) && typeof r.id === 'string') records.push(r);
       else skipped.push(i + 1);
     } catch {
       skipped.push(i + 1);
@@ -111,24 +122,72 @@ export async function readJournal(stateDir: string): Promise<JournalRead> {
 export interface RolloutEntry {
   readonly started: RolloutStarted;
   readonly finished: RolloutFinished | undefined;
+  /** The backup it wrote (the last one recorded), if it got that far. */
+  readonly backup: string | undefined;
+  /** Services it started to change, in order (the last change of each). */
+  readonly changing: ReadonlyArray<{ readonly service: string; readonly change: 'updated' | 'created' | 'retired' }>;
 }
 
-/** Pairs start and finish records, oldest first. */
+/** Pairs start, step and finish records, oldest first. */
 export function rollouts(records: readonly JournalRecord[]): RolloutEntry[] {
   const finished = new Map(records.filter((r): r is RolloutFinished => r.type === 'rollout-finished').map((r) => [r.id, r]));
-  return records.filter((r): r is RolloutStarted => r.type === 'rollout-started').map((s) => ({ started: s, finished: finished.get(s.id) }));
+  const steps = new Map<string, RolloutStep[]>();
+  for (const r of records) if (r.type === 'rollout-step') steps.set(r.id, [...(steps.get(r.id) ?? []), r]);
+  return records
+    .filter((r): r is RolloutStarted => r.type === 'rollout-started')
+    .map((s) => {
+      const own = steps.get(s.id) ?? [];
+      const changing = new Map<string, 'updated' | 'created' | 'retired'>();
+      let backup: string | undefined;
+      for (const st of own) {
+        if (st.step === 'backup') backup = st.backup;
+        else {
+          changing.delete(st.service);
+          changing.set(st.service, st.change);
+        }
+      }
+      return { started: s, finished: finished.get(s.id), backup, changing: [...changing].map(([service, change]) => ({ service, change })) };
+    });
 }
+
+/** Outcome of a rollout stopped safely because the engine stopped answering: resumable. */
+export const ENGINE_LOST = 'engine-lost';
+
+/** Outcomes after which every service is on one config (old or new), so an earlier unfinished rollout is settled. */
+const SETTLING = new Set(['succeeded', 'rolled-back', 'interrupted', 'restored']);
 
 /** Whether a started rollout's process is gone without a finish record (killed, or the machine went down). */
 export function isUnfinished(entry: RolloutEntry): boolean {
   if (entry.finished) return false;
   if (entry.started.host !== os.hostname()) return false;
+  return !processAlive(entry.started.pid);
+}
+
+/** Whether a process of this host runs (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
   try {
-    process.kill(entry.started.pid, 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'EPERM';
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Rollouts that left the fleet part old, part new and that nothing settled since: killed (no finish record and its
+ * process gone) or stopped because the engine went away; settled by a later rollout, resume or rollback of the same
+ * project that ended with every service on one config. Oldest first.
+ */
+export function openRollouts(entries: readonly RolloutEntry[], project?: string): RolloutEntry[] {
+  const open: RolloutEntry[] = [];
+  entries.forEach((e, i) => {
+    if (project && e.started.project !== project) return;
+    if ((e.started.kind ?? 'rollout') !== 'rollout') return;
+    if (!(isUnfinished(e) || e.finished?.outcome === ENGINE_LOST)) return;
+    const settled = entries.slice(i + 1).some((l) => l.started.project === e.started.project && l.finished && SETTLING.has(l.finished.outcome));
+    if (!settled) open.push(e);
+  });
+  return open;
 }
 
 /** Who runs this process, for the journal. */
@@ -136,16 +195,45 @@ export function whoAmI(): { user: string; host: string; pid: number } {
   return { user: os.userInfo().username, host: os.hostname(), pid: process.pid };
 }
 
-/** An open journal entry: the start is written when it is begun, `finish` writes the end. */
+/** What a rollout records while it runs (the executor's view of the journal). */
+export type StepRecord = { readonly step: 'backup'; readonly backup: string } | { readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' };
+
+/** An open journal entry: the start is written when it is begun, `step` records progress, `finish` writes the end. */
 export interface JournalEntry {
   readonly id: string;
+  step(record: StepRecord): Promise<void>;
   finish(end: Omit<RolloutFinished, 'v' | 'type' | 'id' | 'at'>): Promise<void>;
 }
 
-/** Writes the start record of a rollout (or rollback) of `project` to `files`, and returns the handle to end it. */
-export async function beginEntry(stateDir: string, project: string, files: readonly string[]): Promise<JournalEntry> {
+/** A new entry id: sortable time and the pid. */
+export function newEntryId(): string {
+  return `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+}
+
+/** Writes the start record of a rollout (or rollback) of `project` to `files`, and returns the handle to go on with it. */
+export async function beginEntry(
+  stateDir: string,
+  project: string,
+  files: readonly string[],
+  extra: { readonly id?: string; readonly kind?: 'rollout' | 'rollback'; readonly resumes?: string | undefined } = {},
+): Promise<JournalEntry> {
   const file = journalFile(stateDir);
-  const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
-  await appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-started', id, at: new Date().toISOString(), ...whoAmI(), project, plan: files, planHash: planHash(files) });
-  return { id, finish: (end) => appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-finished', id, at: new Date().toISOString(), ...end }) };
+  const id = extra.id ?? newEntryId();
+  await appendRecord(file, {
+    v: JOURNAL_VERSION,
+    type: 'rollout-started',
+    id,
+    at: new Date().toISOString(),
+    ...whoAmI(),
+    project,
+    plan: files,
+    planHash: planHash(files),
+    kind: extra.kind ?? 'rollout',
+    ...(extra.resumes ? { resumes: extra.resumes } : {}),
+  });
+  return {
+    id,
+    step: (r) => appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-step', id, at: new Date().toISOString(), ...r }),
+    finish: (end) => appendRecord(file, { v: JOURNAL_VERSION, type: 'rollout-finished', id, at: new Date().toISOString(), ...end }),
+  };
 }

@@ -1,6 +1,6 @@
 /** `arena-deploy history`: past rollouts from the journal. */
 import path from 'node:path';
-import { isUnfinished, journalFile, readJournal, rollouts } from '../../rollout/journal.js';
+import { ENGINE_LOST, isUnfinished, journalFile, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { renderTable } from '../../report/table.js';
 import { formatElapsed } from '../../plan/units.js';
 import { compactNames } from '../../util/names.js';
@@ -20,9 +20,17 @@ export async function historyCommand(ctx: Context, opts: HistoryOptions): Promis
   const read = await readJournal(state);
   const entries = rollouts(read.records).filter((e) => !opts.project || e.started.project === opts.project);
   for (const line of read.skippedLines) ctx.io.stderr.write(`warning: ${journalFile(state)}:${line}: not a journal record (torn by a crash?), skipped.\n`);
-  const result = (e: (typeof entries)[number]) => (e.finished ? e.finished.outcome : isUnfinished(e) ? 'unfinished (its process is gone)' : 'running');
+  const open = new Set(openRollouts(entries).map((e) => e.started.id));
+  const result = (e: (typeof entries)[number]) => {
+    const resumedBy = entries.find((l) => l.started.resumes === e.started.id);
+    const kind = e.started.kind === 'rollback' ? 'rollback: ' : '';
+    if (e.finished && !(e.finished.outcome === ENGINE_LOST && resumedBy)) return `${kind}${e.finished.outcome}${open.has(e.started.id) ? ' (unfinished: resumable)' : ''}`;
+    if (resumedBy) return `${e.finished ? e.finished.outcome : 'killed'}, resumed by ${resumedBy.started.id}`;
+    if (!isUnfinished(e)) return `${kind}running`;
+    return open.has(e.started.id) ? `${kind}unfinished (its process is gone)` : `${kind}killed, settled by a later run`;
+  };
   if (opts.output === 'json') {
-    ctx.io.stdout.write(`${JSON.stringify({ version: 1, journal: journalFile(state), skippedLines: read.skippedLines, rollouts: entries.map((e) => ({ ...e.started, result: result(e), finished: e.finished ?? null })) }, null, 2)}\n`);
+    ctx.io.stdout.write(`${JSON.stringify({ version: 1, journal: journalFile(state), skippedLines: read.skippedLines, rollouts: entries.map((e) => ({ ...e.started, result: result(e), backup: e.backup ?? null, changing: e.changing, finished: e.finished ?? null })) }, null, 2)}\n`);
     return 0;
   }
   if (entries.length === 0) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { RollbackFailedError, UsageError } from '../../errors.js';
 import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
 import { acquireLock } from '../../rollout/lock.js';
-import { beginEntry } from '../../rollout/journal.js';
+import { beginEntry, newEntryId, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
 import type { Context } from '../context.js';
 
@@ -15,9 +15,10 @@ export interface RollbackOptions {
   readonly to?: string | undefined;
   readonly stateDir?: string | undefined;
   readonly timeoutS: number;
+  readonly breakLock?: boolean | undefined;
 }
 
-/** The newest backup folder of a project (names are UTC timestamps, so they sort by time). */
+/** The newest complete backup folder of a project (names are UTC timestamps, so they sort by time). */
 async function newestBackup(root: string, project: string): Promise<string> {
   const dir = path.join(root, 'backups', project);
   const names = await fs.readdir(dir).catch(() => [] as string[]);
@@ -38,11 +39,15 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   await ctx.compose.version();
   const where = await restoreDirectory(dir, manifest);
   const files = manifest.composeFiles.map((f) => path.join(dir, f.stored));
-  const lock = await acquireLock(path.join(state, 'locks'), project, files);
+  // Undoing an interrupted rollout: its stale lock is taken over without --break-lock.
+  const open = openRollouts(rollouts((await readJournal(state)).records), project);
+  const id = newEntryId();
+  const lock = await acquireLock(path.join(state, 'locks'), project, files, { rollout: id, breakLock: opts.breakLock, takeOverFrom: open[open.length - 1]?.started.id });
+  if (lock.tookOver) ctx.io.stderr.write(`Took over the lock ${lock.file}${lock.tookOver.holder ? ` of ${lock.tookOver.holder.user}@${lock.tookOver.holder.host} (since ${lock.tookOver.holder.since})` : ''}: ${lock.tookOver.why}.\n`);
   const started = ctx.clock.now();
   try {
     ctx.io.stderr.write(`Restoring ${project} on ${info.endpoint} from ${dir} (sums verified${where.fromBackup ? '; referenced files changed since, so the backup\'s copies are used' : ''})...\n`);
-    const entry = await beginEntry(state, project, files);
+    const entry = await beginEntry(state, project, files, { id, kind: 'rollback' });
     let outcome = 'restored';
     let verdict = `Restored ${project} to the backup of ${manifest.createdAt}: every service runs the backed-up config and is healthy.`;
     try {
