@@ -166,9 +166,10 @@ export class DockerEngineClient implements EngineClient {
     });
   }
 
-  async *events(project: string, signal: AbortSignal): AsyncIterable<EngineEvent> {
+  async *events(project: string, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent> {
+    const filters = JSON.stringify({ type: ['container'], label: [`${Labels.project}=${project}`] });
     const stream = (await this.call((d) =>
-      d.getEvents({ filters: JSON.stringify({ type: ['container'], label: [`${Labels.project}=${project}`] }) } as unknown as { filters: string }),
+      d.getEvents({ filters, ...(sinceMs ? { since: (sinceMs / 1000).toFixed(3) } : {}) } as unknown as { filters: string }),
     )) as NodeJS.ReadableStream & { destroy?: () => void };
     const onAbort = () => stream.destroy?.();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -205,13 +206,25 @@ export class DockerEngineClient implements EngineClient {
     }
   }
 
+  async memoryUsage(id: string): Promise<number | undefined> {
+    return this.call(async (d) => {
+      const st = (await d.getContainer(id).stats({ stream: false })) as unknown as { memory_stats?: { usage?: number; stats?: Record<string, number> } };
+      const m = st.memory_stats;
+      if (!m?.usage) return undefined;
+      // cgroup v2 calls it inactive_file, v1 total_inactive_file; docker stats subtracts it.
+      const cache = m.stats?.['inactive_file'] ?? m.stats?.['total_inactive_file'] ?? 0;
+      return Math.max(0, m.usage - cache);
+    });
+  }
+
   async stop(id: string, timeoutS: number): Promise<void> {
     await this.call(async (d) => {
       try {
         await d.getContainer(id).stop({ t: timeoutS });
       } catch (err) {
-        // 304: already stopped.
-        if ((err as { statusCode?: number }).statusCode !== 304) throw err;
+        // 304: already stopped; 404: already gone (a retry after the engine came back).
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status !== 304 && status !== 404) throw err;
       }
     });
   }

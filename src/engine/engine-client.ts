@@ -71,8 +71,10 @@ export interface EngineClient {
   imageExists(ref: string): Promise<boolean>;
   /** The last lines of a container's output (stdout and stderr). */
   logsTail(id: string, lines: number): Promise<string>;
-  /** Container events of one project until the signal aborts. */
-  events(project: string, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /** Container events of one project until the signal aborts (or the engine goes away); from `sinceMs` on when given. */
+  events(project: string, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
+  /** Memory the container uses now (as `docker stats` counts it: without the inactive page cache), or undefined when not running. */
+  memoryUsage(id: string): Promise<number | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
 }

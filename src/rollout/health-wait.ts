@@ -31,17 +31,37 @@ export class ProjectEvents {
   private readonly controller = new AbortController();
   private failed = false;
 
-  /** Subscribes now; events are kept until close(). */
-  constructor(engine: EngineClient, project: string) {
+  private readonly keys = new Set<string>();
+
+  /**
+   * Subscribes now; events are kept until close(). When the stream ends or breaks (the engine restarted), it
+   * subscribes again from the last event's time, with a growing pause; polling covers the gap meanwhile.
+   */
+  constructor(engine: EngineClient, project: string, retryDelayMs = 500) {
     void (async () => {
-      try {
-        for await (const e of engine.events(project, this.controller.signal)) {
-          this.seen.push(e);
-          this.notify();
+      let since: number | undefined;
+      let pause = retryDelayMs;
+      while (!this.controller.signal.aborted) {
+        try {
+          for await (const e of engine.events(project, this.controller.signal, since)) {
+            pause = retryDelayMs;
+            this.failed = false;
+            since = e.timeMs || since;
+            // A resubscription replays from `since`: keep each event once.
+            const key = `${e.timeMs}|${e.containerId}|${e.action}`;
+            if (this.keys.has(key)) continue;
+            this.keys.add(key);
+            this.seen.push(e);
+            this.notify();
+          }
+        } catch {
+          this.failed = true;
         }
-      } catch {
-        // The stream broke: polling alone carries on.
+        if (this.controller.signal.aborted) break;
         this.failed = true;
+        since ??= Date.now() - 1000;
+        await new Promise((r) => setTimeout(r, pause).unref());
+        pause = Math.min(pause * 2, 5000);
       }
     })();
   }
@@ -116,7 +136,7 @@ export async function waitForHealthy(engine: EngineClient, events: ProjectEvents
       if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') return clock.now() - start;
       if (e.action === 'health_status: unhealthy') throw unhealthy(opts, clock.now() - start);
       if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory ${formatElapsed(clock.now() - start)} after it was started`);
-      if (e.action === 'die') throw exited(opts, clock.now() - start, e.exitCode);
+      if (e.action === 'die') throw await whyDied(engine, opts, clock.now() - start, e.exitCode);
     }
     cursor = events.position;
     // Then the engine's own view: covers a broken event stream and events from before the subscription.
@@ -164,7 +184,11 @@ export async function monitorContainer(
     for (const e of events.since(opts.containerId, cursor)) {
       const t = clock.now() - start;
       if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (an oom event) during the ${formatElapsed(opts.windowMs)} monitor window`);
-      if (e.action === 'die') throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'} during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'die') {
+        const d = await engine.inspect(opts.containerId).catch(() => undefined);
+        if (d?.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled, exit code ${e.exitCode ?? d.exitCode}) during the ${formatElapsed(opts.windowMs)} monitor window`);
+        throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'}${exitNote(e.exitCode)} during the ${formatElapsed(opts.windowMs)} monitor window`);
+      }
       if (e.action === 'restart') throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted during the ${formatElapsed(opts.windowMs)} monitor window`);
       if (e.action === 'health_status: unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy during the ${formatElapsed(opts.windowMs)} monitor window`);
     }
@@ -180,7 +204,22 @@ function unhealthy(opts: WaitOptions, elapsedMs: number): HealthCheckError {
 }
 
 function exited(opts: WaitOptions, elapsedMs: number, exitCode: number | undefined): HealthCheckError {
-  return new HealthCheckError('exited', opts.service, elapsedMs, `${opts.service} exited with code ${exitCode ?? 'unknown'} ${formatElapsed(elapsedMs)} after it was started`);
+  return new HealthCheckError('exited', opts.service, elapsedMs, `${opts.service} exited with code ${exitCode ?? 'unknown'}${exitNote(exitCode)} ${formatElapsed(elapsedMs)} after it was started`);
+}
+
+/** Exit 137 is SIGKILL: an OOM kill only when the engine says so (OOMKilled); else a stop timeout or a kill from outside. */
+function exitNote(exitCode: number | undefined): string {
+  return exitCode === 137 ? ' (SIGKILL, not an OOM kill by the engine\'s account: a stop timeout or a kill from outside)' : '';
+}
+
+/** A `die` event, explained: out of memory, a crash loop under a restart policy, or a plain exit. */
+async function whyDied(engine: EngineClient, opts: WaitOptions, elapsedMs: number, exitCode: number | undefined): Promise<HealthCheckError> {
+  const d = await engine.inspect(opts.containerId).catch(() => undefined);
+  if (d?.oomKilled) return new HealthCheckError('oom', opts.service, elapsedMs, `${opts.service} ran out of memory (OOMKilled, exit code ${exitCode ?? d.exitCode}) ${formatElapsed(elapsedMs)} after it was started`);
+  if (d && (d.restarting || d.restartCount > 0 || d.running)) {
+    return new HealthCheckError('restarted', opts.service, elapsedMs, `${opts.service} exited with code ${exitCode ?? d.exitCode}${exitNote(exitCode)} ${formatElapsed(elapsedMs)} after it was started and is being restarted by its restart policy (restart count ${d.restartCount}): a crash loop`);
+  }
+  return exited(opts, elapsedMs, exitCode);
 }
 
 /** Lines that say why a container failed: its health log's last probes, exit code, OOMKilled and its last log lines. */
