@@ -134,8 +134,10 @@ export async function createBackup(input: CreateBackupInput): Promise<Backup> {
     await writeNew(dir, 'manifest.json', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), '(manifest)');
     return { dir, manifest };
   } catch (err) {
+    // An incomplete backup is of no use and may hold the last free space: it goes; earlier backups are not touched.
+    const removed = await fs.rm(dir, { recursive: true, force: true }).then(() => true, () => false);
     if (err instanceof BackupError) throw err;
-    throw new BackupError(`Cannot write the backup in ${dir}: ${reason(err)}. Nothing was changed.`, { cause: err });
+    throw new BackupError(`Cannot write the backup in ${dir}: ${reason(err)}${removed ? '; the incomplete folder was removed' : ''}. Nothing was changed.`, { cause: err });
   }
 }
 

@@ -1,7 +1,7 @@
 /** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
 import path from 'node:path';
 import { Listr, ListrLogger, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
-import { ArenaError, CancelledError, CommandFailedError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
+import { ArenaError, CancelledError, CommandFailedError, EngineUnreachableError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
 import type { ContainerSummary, EngineClient } from '../engine/engine-client.js';
@@ -12,6 +12,7 @@ import { formatElapsed } from '../plan/units.js';
 import { compactNames } from '../util/names.js';
 import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
 import { describeFailure, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
+import type { StepRecord } from './journal.js';
 
 /** How progress is shown: rich on a terminal, timestamped lines otherwise, nothing in tests. */
 export type RendererKind = 'default' | 'simple' | 'silent';
@@ -33,6 +34,12 @@ export interface ExecuteDeps {
   readonly redact: (text: string) => string;
   /** Poll interval of health waits (1 s; tests use less). */
   readonly pollMs?: number;
+  /** Records progress in the journal (the backup written, each service before it is changed), awaited before the change. */
+  readonly journal?: (record: StepRecord) => Promise<void>;
+  /** Resuming: the interrupted rollout's backup, used instead of writing a new one (the fleet is part new by now). */
+  readonly existingBackup?: Backup | undefined;
+  /** Resuming: what the interrupted rollout changed; rolled back too when this run fails. */
+  readonly priorChanges?: readonly Change[];
 }
 
 /** Which config a service is on after the run. */
@@ -49,7 +56,7 @@ export interface ServiceResult {
 
 /** What a rollout did. */
 export interface RolloutResult {
-  readonly outcome: 'succeeded' | 'rolled-back' | 'rollback-failed' | 'interrupted';
+  readonly outcome: 'succeeded' | 'rolled-back' | 'rollback-failed' | 'interrupted' | 'engine-lost';
   readonly verdict: string;
   readonly services: readonly ServiceResult[];
   readonly backupDir: string | undefined;
@@ -61,7 +68,8 @@ export interface RolloutResult {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type TaskW = ListrTaskWrapper<any, any, any>;
 
-interface Change {
+/** A service the rollout changed (or started to change). */
+export interface Change {
   readonly service: string;
   readonly kind: 'updated' | 'created' | 'retired';
 }
@@ -122,7 +130,7 @@ function targetOf(plan: RolloutPlan): ComposeTarget {
 export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Promise<RolloutResult> {
   const started = deps.clock.now();
   const events = new ProjectEvents(deps.engine, plan.project);
-  const changed: Change[] = [];
+  const changed: Change[] = [...(deps.priorChanges ?? [])];
   const rows = new Map<string, RowState>();
   for (const d of plan.services) {
     rows.set(d.service, {
@@ -133,6 +141,17 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     });
   }
   const row = (s: string) => rows.get(s) as RowState;
+  // Resuming: what the interrupted run already put on the new config shows as such.
+  for (const c of deps.priorChanges ?? []) {
+    const r = rows.get(c.service);
+    if (r && r.result === 'unchanged') r.result = c.kind === 'retired' ? 'retired earlier' : 'updated earlier';
+    if (r && c.kind === 'retired' && r.result === 'retired earlier') r.config = 'gone';
+  }
+  /** A change is journaled before it is made: a rollout killed halfway still says what it touched. */
+  const note = async (c: Change): Promise<void> => {
+    changed.push(c);
+    await deps.journal?.({ step: 'changing', service: c.service, change: c.kind });
+  };
   let backup: Backup | undefined;
   /** Failures in the order they happened: which service, which container, what. */
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
@@ -145,7 +164,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     let current: string | undefined;
     try {
       task.output = u.action === 'create' ? 'creating' : 'recreating';
-      changed.push({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
+      await note({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
       row(u.service).result = 'failed';
       row(u.service).config = 'unknown';
       // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
@@ -225,7 +244,13 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         return {
           title: step.title,
           task: async (_ctx, task) => {
+            if (deps.existingBackup) {
+              backup = deps.existingBackup;
+              task.title = `Using the interrupted rollout's backup ${backup.dir} (sums verified)`;
+              return;
+            }
             backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids) });
+            await deps.journal?.({ step: 'backup', backup: backup.dir });
             task.title = `Backed up the current config to ${backup.dir}`;
           },
         };
@@ -259,7 +284,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
               step.services.map((r) => ({
                 title: `${r.service}: stop and remove`,
                 task: async (_c: unknown, t: TaskW) => {
-                  changed.push({ service: r.service, kind: 'retired' });
+                  await note({ service: r.service, kind: 'retired' });
                   row(r.service).result = 'failed';
                   for (const id of r.containerIds) {
                     t.output = `stopping ${id.slice(0, 12)} (grace ${r.stopTimeoutS}s)`;
@@ -296,6 +321,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const listr = new Listr(guarded, listrOptions(deps));
   let failure: RolloutResult['failure'];
   let interrupted = false;
+  let engineLost = false;
   try {
     await listr.run();
   } catch (err) {
@@ -310,8 +336,9 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     interrupted = err instanceof CancelledError || deps.signal.aborted;
     const first = failures[0];
     const cause = first?.error ?? err;
+    engineLost = cause instanceof EngineUnreachableError || err instanceof EngineUnreachableError;
     const message = cause instanceof CommandFailedError && cause.firstStderrLine ? `${cause.message}: ${cause.firstStderrLine}` : cause instanceof Error ? cause.message : String(cause);
-    const details = first?.containerId ? await describeFailure(deps.engine, first.containerId, deps.redact) : [];
+    const details = first?.containerId && !engineLost ? await describeFailure(deps.engine, first.containerId, deps.redact) : [];
     failure = { service: first?.service, message: deps.redact(message.replace(/\.$/, '')), details };
   }
 
@@ -319,7 +346,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   if (failure) {
     deps.progress.write(`\n${failure.service ? `${failure.service} failed` : 'The rollout failed'}: ${failure.message}\n`);
     for (const l of failure.details) deps.progress.write(`  ${l}\n`);
-    if (changed.length > 0) {
+    if (engineLost) {
+      // Without an engine nothing can be restored: stop here and leave it resumable.
+      if (failures[0]) row(failures[0].service).config = 'unknown';
+    } else if (changed.length > 0) {
       if (!backup) rollbackErrors.push('no backup was written, so nothing can be restored');
       else rollbackErrors.push(...(await rollBack(changed, backup, deps, events, plan, rows)));
     }
@@ -328,7 +358,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const services = [...rows.entries()]
     .sort(([a], [b]) => naturalCompare(a, b))
     .map(([service, r]) => ({ service, change: r.change, timeToHealthyMs: r.timeToHealthyMs, result: r.result, config: r.config }));
-  const outcome: RolloutResult['outcome'] = !failure ? 'succeeded' : rollbackErrors.length ? 'rollback-failed' : interrupted ? 'interrupted' : 'rolled-back';
+  const outcome: RolloutResult['outcome'] = !failure ? 'succeeded' : engineLost ? 'engine-lost' : rollbackErrors.length ? 'rollback-failed' : interrupted ? 'interrupted' : 'rolled-back';
   return {
     outcome,
     verdict: verdictOf(outcome, plan, services, failure, rollbackErrors),
@@ -378,8 +408,9 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
         task.title = `${c.service}: restored, healthy after ${formatElapsed(deps.clock.now() - t0)}`;
       } catch (err) {
         r.result = 'rollback failed';
-        r.config = 'unknown';
-        errors.push(`${c.service}: ${deps.redact(err instanceof Error ? err.message : String(err))}`);
+        r.config = await configNow(deps.engine, plan, restoreTarget, c.service);
+        const message = err instanceof CommandFailedError && err.firstStderrLine ? err.firstStderrLine : err instanceof Error ? err.message : String(err);
+        errors.push(`${c.service}: ${deps.redact(message.replace(/\.$/, ''))}`);
         throw err;
       }
     },
@@ -392,6 +423,20 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
     // Each task recorded its own error.
   }
   return errors;
+}
+
+/** Which config a service's containers run now, from compose's config-files label: the target's, the backup's, or neither. */
+async function configNow(engine: EngineClient, plan: RolloutPlan, restore: ComposeTarget, service: string): Promise<ConfigState> {
+  try {
+    const cs = (await engine.listProject(plan.project)).filter((c) => c.service === service);
+    if (cs.length === 0) return 'gone';
+    const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((f, i) => path.resolve(f) === path.resolve(b[i] as string));
+    if (cs.every((c) => same(c.configFiles, plan.targetFiles))) return 'new';
+    if (cs.every((c) => same(c.configFiles, restore.files) || same(c.configFiles, plan.currentFiles))) return 'old';
+    return 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 function listrOptions(deps: ExecuteDeps) {
@@ -422,17 +467,26 @@ export function verdictOf(
 ): string {
   const by = (pred: (s: ServiceResult) => boolean) => services.filter(pred).map((s) => s.service);
   if (outcome === 'succeeded') {
-    const updated = by((s) => s.result === 'updated' || s.result === 'created');
-    const retired = by((s) => s.result === 'retired');
+    const updated = by((s) => s.result === 'updated' || s.result === 'created' || s.result === 'updated earlier');
+    const retired = by((s) => s.result === 'retired' || s.result === 'retired earlier');
     const kept = by((s) => s.result.startsWith('kept'));
     if (updated.length === 0 && retired.length === 0) return `Nothing to do: every service of ${plan.project} already runs the target config${kept.length ? ` (${compactNames(kept)} left alone, see the warnings)` : ''}.`;
     return `Rolled out ${plan.project}: ${updated.length ? `${compactNames(updated)} on the new config` : 'no service recreated'}${retired.length ? `, ${compactNames(retired)} retired` : ''}${kept.length ? `, ${compactNames(kept)} left alone (see the warnings)` : ''}.`;
   }
   const why = failure ? `${failure.service ? `${failure.service}: ` : ''}${failure.message}` : 'unknown failure';
-  if (outcome === 'rollback-failed') {
+  if (outcome === 'engine-lost') {
     const newOnes = by((s) => s.config === 'new' && s.result !== 'unchanged');
     const unknown = by((s) => s.config === 'unknown');
-    return `Rollback failed after ${why}. ${unknown.length ? `${compactNames(unknown)} in an unknown state` : ''}${newOnes.length ? `${unknown.length ? ', ' : ''}${compactNames(newOnes)} on the NEW config` : ''}; the rest on the old config. A person must look: ${rollbackErrors.join('; ')}.`;
+    const parts = [newOnes.length ? `${compactNames(newOnes)} on the new config` : '', unknown.length ? `${compactNames(unknown)} in an unknown state` : ''].filter(Boolean);
+    return `Stopped: ${why.replace(/\.$/, '')}. ${parts.length ? `${parts.join(', ')}, the rest` : 'Every service'} on the old config; nothing was rolled back. When the engine answers again, \`arena-deploy rollout --resume\` finishes the rollout and \`arena-deploy rollback\` restores the backup.`;
+  }
+  if (outcome === 'rollback-failed') {
+    const changedRows = services.filter((s) => s.result !== 'unchanged' && !s.result.startsWith('kept'));
+    const newOnes = changedRows.filter((s) => s.config === 'new').map((s) => s.service);
+    const unknown = by((s) => s.config === 'unknown');
+    const gone = changedRows.filter((s) => s.config === 'gone' && s.result === 'rollback failed').map((s) => s.service);
+    const parts = [newOnes.length ? `${compactNames(newOnes)} on the NEW config` : '', unknown.length ? `${compactNames(unknown)} in an unknown state` : '', gone.length ? `${compactNames(gone)} without a container` : ''].filter(Boolean);
+    return `Rollback failed after ${why.replace(/\.$/, '')}. ${parts.join(', ')}${parts.length ? '; ' : ''}every other service on the old config. A person must act: ${rollbackErrors.join('; ')}.`;
   }
   const restored = by((s) => s.result === 'rolled back');
   const removed = by((s) => s.result === 'removed (rolled back)');

@@ -1,16 +1,19 @@
 /** `arena-deploy rollout [PLAN...]`: move the live fleet to the target plan, one web service at a time. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { CancelledError, RollbackFailedError, RolledBackError, ValidationError } from '../../errors.js';
+import { CancelledError, EngineUnreachableError, LockError, RollbackFailedError, RolledBackError, UsageError, ValidationError } from '../../errors.js';
 import { loadPlan } from '../../plan/load-plan.js';
 import type { Plan } from '../../plan/types.js';
 import type { ContainerSummary } from '../../engine/engine-client.js';
 import { composeTargetOf, type ComposeAction } from '../../engine/compose-commands.js';
 import { discoverCurrent } from '../../rollout/discover.js';
 import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
-import { checkRollout, executeRollout, type RolloutResult } from '../../rollout/execute-rollout.js';
-import { acquireLock } from '../../rollout/lock.js';
-import { beginEntry, isUnfinished, readJournal, rollouts } from '../../rollout/journal.js';
+import { checkRollout, executeRollout, type Change, type RolloutResult } from '../../rollout/execute-rollout.js';
+import { acquireLock, checkLock } from '../../rollout/lock.js';
+import { beginEntry, journalFile, newEntryId, openRollouts, planHash, readJournal, rollouts, type RolloutEntry } from '../../rollout/journal.js';
+import { restoreDirectory, verifyBackup, type Backup } from '../../backup/create-backup.js';
+import { retryingCompose, retryingEngine } from '../../engine/retry.js';
+import { formatElapsed } from '../../plan/units.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
 import { redactText } from '../../util/redact.js';
 import { stateDir } from '../../util/state-dir.js';
@@ -36,6 +39,12 @@ export interface RolloutOptions {
   readonly force?: boolean | undefined;
   readonly dryRun?: boolean | undefined;
   readonly stateDir?: string | undefined;
+  /** Finish the project's interrupted rollout: its plan, its backup, what it changed. */
+  readonly resume?: boolean | undefined;
+  /** Take over a stale lock (or one held from another host) and start although an earlier rollout never finished. */
+  readonly breakLock?: boolean | undefined;
+  /** How long engine and compose calls are retried when the engine stops answering mid-rollout (default 60 s). */
+  readonly engineTimeoutMs?: number | undefined;
   /** Poll interval of health waits; tests shorten it. */
   readonly pollMs?: number | undefined;
 }
@@ -52,25 +61,91 @@ export function registerSecrets(secrets: Set<string>, ...plans: Plan[]): void {
   for (const p of plans) for (const s of Object.values(p.services)) for (const v of Object.values(s.environment)) if (v.sensitive && v.value) secrets.add(v.value);
 }
 
+/** Default of --engine-timeout. */
+export const DEFAULT_ENGINE_TIMEOUT_MS = 60_000;
+
+/** The interrupted rollout `--resume` continues, and its plan files (checked to be unchanged). */
+function pickResume(entries: readonly RolloutEntry[], opts: RolloutOptions, cwd: string, journal: string): { entry: RolloutEntry; files: string[] } {
+  const open = openRollouts(entries, opts.project);
+  if (open.length === 0) throw new UsageError(`Nothing to resume: ${journal} has no unfinished rollout${opts.project ? ` of ${opts.project}` : ''}.`);
+  const projects = [...new Set(open.map((e) => e.started.project))];
+  if (projects.length > 1) throw new UsageError(`Rollouts of several projects never finished (${projects.join(', ')}): name one with --project.`);
+  const entry = open[open.length - 1] as RolloutEntry;
+  const files = [...entry.started.plan];
+  if (opts.files.length) {
+    const given = resolvePlanFiles(opts.files, cwd);
+    if (given.join('\n') !== files.join('\n')) throw new UsageError(`--resume continues rollout ${entry.started.id} to ${files.join(', ')}: give no plan files, or exactly those.`);
+  }
+  const gone = files.filter((f) => !existsSync(f));
+  if (gone.length) throw new ValidationError(`The plan of the interrupted rollout ${entry.started.id} is gone (${gone.join(', ')}): \`arena-deploy rollback --project ${entry.started.project}\` restores its backup.`);
+  const hash = planHash(files);
+  if (hash !== entry.started.planHash) {
+    throw new ValidationError(`The plan of the interrupted rollout ${entry.started.id} changed since it started (sha256 ${entry.started.planHash.slice(0, 12)} → ${hash.slice(0, 12)}): resuming would mix three configs. \`arena-deploy rollback --project ${entry.started.project}\` restores its backup; then roll out the new plan.`);
+  }
+  return { entry, files };
+}
+
+function describeOpen(e: RolloutEntry): string {
+  const changed = e.changing.map((c) => c.service);
+  return `rollout ${e.started.id} of ${e.started.project} by ${e.started.user}@${e.started.host} at ${e.started.at} to ${e.started.plan.map((f) => path.basename(f)).join(', ')} never finished (${e.finished ? 'the engine stopped answering' : 'its process is gone'}); it had changed ${changed.length ? compactList(changed) : 'no service yet'}`;
+}
+
+function compactList(names: readonly string[]): string {
+  return names.length > 6 ? `${names.slice(0, 6).join(', ')} and ${names.length - 6} more` : names.join(', ');
+}
+
 /** Runs the rollout command; returns the exit code or throws a typed error. */
-export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promise<number> {
-  const files = resolvePlanFiles(opts.files, ctx.cwd);
-  const target = loadPlan({ files, projectName: opts.project, env: ctx.env });
-  const info = await ctx.engine.ping();
-  await ctx.compose.version();
+export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Promise<number> {
+  const state = stateDir(opts.stateDir, baseCtx.env);
+  const history = rollouts((await readJournal(state)).records);
+  const resuming = opts.resume ? pickResume(history, opts, baseCtx.cwd, journalFile(state)) : undefined;
+  const files = resuming ? resuming.files : resolvePlanFiles(opts.files, baseCtx.cwd);
+  const target = loadPlan({ files, projectName: opts.project ?? resuming?.entry.started.project, env: baseCtx.env });
+  // The first call is not retried: an engine that is not there at all is one sentence and exit 4 at once.
+  const info = await baseCtx.engine.ping();
+  await baseCtx.compose.version();
+  const retry = {
+    maxMs: opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS,
+    endpoint: info.endpoint,
+    onOutage: (e: { state: 'lost' | 'back'; reason: string }) =>
+      baseCtx.io.stderr.write(
+        e.state === 'lost'
+          ? `warning: the Docker engine at ${info.endpoint} stopped answering (${e.reason}); retrying for up to ${formatElapsed(opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS)}.\n`
+          : `The Docker engine at ${info.endpoint} answers again (${e.reason}); carrying on.\n`,
+      ),
+  };
+  const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, retry), compose: retryingCompose(baseCtx.compose, retry) };
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
   if (currentFiles?.length && !opts.project) {
     // Without --project, --current and the target must name the same compose project.
     const own = loadPlan({ files: currentFiles, env: ctx.env }).project;
     if (own !== target.project) throw new ValidationError(`--current ${currentFiles.join(', ')} belongs to compose project "${own}" but the target plan to "${target.project}": a rollout stays within one project (pass --project to name it).`);
   }
-  const current = await discoverCurrent(ctx.engine, target.project, currentFiles, info.endpoint);
+  // Resuming, the old config is the interrupted rollout's backup: the containers' labels are part old, part new by now.
+  let existingBackup: Backup | undefined;
+  let priorChanges: Change[] = [];
+  let current: { live: readonly ContainerSummary[]; plan: Plan };
+  if (resuming?.entry.backup) {
+    const dir = resuming.entry.backup;
+    const manifest = await verifyBackup(dir);
+    const where = await restoreDirectory(dir, manifest);
+    existingBackup = { dir, manifest };
+    priorChanges = resuming.entry.changing.map((c) => ({ service: c.service, kind: c.change }));
+    current = {
+      live: await ctx.engine.listProject(target.project),
+      plan: loadPlan({ files: manifest.composeFiles.map((f) => path.join(dir, f.stored)), projectName: target.project, projectDirectory: where.projectDirectory, env: ctx.env }),
+    };
+  } else {
+    current = await discoverCurrent(ctx.engine, target.project, currentFiles, info.endpoint);
+  }
   registerSecrets(ctx.secrets, target, current.plan);
   const redact = (t: string) => redactText(t, ctx.secrets);
 
   // compose's own dry run decides what changed; when compose rejects the files, the validate step says so.
   const composeView = await composeVerdicts(ctx, target, current.live, Object.keys(target.services));
-  const warnings = await staleCurrentFiles(ctx, current.plan, current.live);
+  const warnings = resuming ? [] : await staleCurrentFiles(ctx, current.plan, current.live);
+  warnings.push(...(await missingRollbackImages(ctx, current.live, current.plan)));
+  const open = resuming ? [] : openRollouts(history, target.project);
 
   const policy: RolloutPolicy = {
     services: opts.services,
@@ -97,6 +172,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force) };
 
   if (opts.dryRun) {
+    for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
     const notes = await checkRollout(plan, checkDeps);
     if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
     ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
@@ -111,29 +187,58 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
     return 0;
   }
 
-  const state = stateDir(opts.stateDir, ctx.env);
-  const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles);
+  // A rollout that never finished left the fleet part old, part new: a new one on top would back up that mix as "old".
+  const newest = open[open.length - 1];
+  if (newest && !opts.breakLock) {
+    throw new LockError(`An earlier ${describeOpen(newest)}: the fleet may be part old, part new.`, {
+      hints: [
+        `\`arena-deploy rollout --resume --project ${plan.project}\` finishes it; \`arena-deploy rollback --project ${plan.project}\` restores its backup${newest.backup ? ` (${newest.backup})` : ''}.`,
+        '`arena-deploy status` shows which service runs which config; --break-lock starts this rollout anyway.',
+      ],
+    });
+  }
+  if (newest) ctx.io.stderr.write(`warning: --break-lock: starting although the ${describeOpen(newest)}.\n`);
+  // Everything that can refuse the rollout runs before the lock and the journal: a refused rollout writes nothing.
+  // The lock first: while another rollout runs, its half-recreated containers are its business, not a preflight failure.
+  const lockOptions = { rollout: newEntryId(), breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
+  await checkLock(path.join(state, 'locks'), plan.project, lockOptions);
+  await checkRollout(plan, checkDeps);
+  if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
+  const id = lockOptions.rollout;
+  const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles, lockOptions);
+  if (lock.tookOver) ctx.io.stderr.write(`Took over the lock ${lock.file}${lock.tookOver.holder ? ` of ${lock.tookOver.holder.user}@${lock.tookOver.holder.host} (since ${lock.tookOver.holder.since})` : ''}: ${lock.tookOver.why}.\n`);
   let result: RolloutResult;
   try {
-    const earlier = rollouts((await readJournal(state)).records).filter((r) => r.started.project === plan.project && isUnfinished(r));
-    for (const r of earlier) ctx.io.stderr.write(`warning: an earlier rollout of ${plan.project} (${r.started.id}, by ${r.started.user}@${r.started.host} at ${r.started.at}) never finished: the fleet may be part old, part new; \`arena-deploy history\` lists it.\n`);
-    const entry = await beginEntry(state, plan.project, plan.targetFiles);
-    ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
+    const entry = await beginEntry(state, plan.project, plan.targetFiles, { id, resumes: resuming?.entry.started.id });
+    if (resuming) {
+      ctx.io.stderr.write(`Resuming rollout ${resuming.entry.started.id} of ${plan.project} on ${info.endpoint} to ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}${existingBackup ? `, with its backup ${existingBackup.dir}` : ''}${priorChanges.length ? `; it had changed ${compactList(priorChanges.map((c) => c.service))}` : ''}\n`);
+    } else {
+      ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
+    }
     for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
-    result = await executeRollout(plan, {
-      ...checkDeps,
-      clock: ctx.clock,
-      backupRoot: path.join(state, 'backups'),
-      signal: ctx.signal,
-      renderer: chooseRenderer(ctx.io, ctx.env),
-      progress: ctx.io.stderr,
-      redact,
-      pollMs: opts.pollMs,
-    });
+    try {
+      result = await executeRollout(plan, {
+        ...checkDeps,
+        clock: ctx.clock,
+        backupRoot: path.join(state, 'backups'),
+        signal: ctx.signal,
+        renderer: chooseRenderer(ctx.io, ctx.env),
+        progress: ctx.io.stderr,
+        redact,
+        pollMs: opts.pollMs,
+        journal: (r) => entry.step(r),
+        existingBackup,
+        priorChanges,
+      });
+    } catch (err) {
+      // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
+      await entry.finish({ outcome: 'not-started', durationMs: 0, changed: [], backup: null, verdict: redact(err instanceof Error ? err.message : String(err)) }).catch(() => {});
+      throw err;
+    }
     await entry.finish({
       outcome: result.outcome,
       durationMs: result.durationMs,
-      changed: result.services.filter((x) => ['updated', 'created', 'retired', 'rolled back', 'removed (rolled back)', 'rollback failed', 'failed'].includes(x.result)).map((x) => x.service),
+      changed: result.services.filter((x) => ['updated', 'created', 'retired', 'updated earlier', 'retired earlier', 'rolled back', 'removed (rolled back)', 'rollback failed', 'failed'].includes(x.result)).map((x) => x.service),
       backup: result.backupDir ?? null,
       verdict: redact(result.verdict),
     });
@@ -151,10 +256,13 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
       throw new RolledBackError(redact(result.verdict));
     case 'interrupted':
       throw new CancelledError(redact(result.verdict));
+    case 'engine-lost':
+      throw new EngineUnreachableError(redact(result.verdict));
     case 'rollback-failed':
       throw new RollbackFailedError(redact(result.verdict), {
         hints: [
-          'Each service above says which config it is on; `docker compose ps` shows the containers.',
+          `Fix what the rollback reported (a missing image: build, load or tag it again), then \`arena-deploy rollback --project ${plan.project}\` converges every service to the backup.`,
+          'Each service in the table says which config it is on; `arena-deploy status` and `docker compose ps` show the containers.',
           result.backupDir ? `The old config is in ${result.backupDir}: \`docker compose -p ${plan.project} --project-directory ${plan.currentProjectDirectory} -f ${result.backupDir}/compose/… up -d --no-deps SERVICE\` restores one service by hand.` : 'No backup was written.',
         ],
       });
@@ -183,6 +291,21 @@ async function composeVerdicts(ctx: Context, plan: Plan, live: readonly Containe
     if (!service) continue;
     // One container to recreate makes the service changed.
     if (out.get(service) !== 'recreate') out.set(service, action);
+  }
+  return out;
+}
+
+/** Warns when an image the current plan names is gone from the engine: a rollback could not recreate those services. */
+async function missingRollbackImages(ctx: Context, live: readonly ContainerSummary[], current: Plan): Promise<string[]> {
+  const byImage = new Map<string, string[]>();
+  for (const service of new Set(live.map((c) => c.service))) {
+    const image = current.services[service]?.image;
+    if (image) byImage.set(image, [...(byImage.get(image) ?? []), service]);
+  }
+  const out: string[] = [];
+  for (const [image, services] of byImage) {
+    if (await ctx.engine.imageExists(image)) continue;
+    out.push(`the current config of ${compactList(services)} names the image ${image}, which the engine no longer has: if the rollout fails, the rollback cannot recreate ${services.length === 1 ? 'that service' : 'those services'}.`);
   }
   return out;
 }

@@ -1,0 +1,132 @@
+/** `arena-deploy status`: the fleet as it runs now, per service, and any rollout that never finished. */
+import path from 'node:path';
+import { UsageError } from '../../errors.js';
+import type { ContainerDetails } from '../../engine/engine-client.js';
+import { openRollouts, readJournal, rollouts, journalFile, isUnfinished } from '../../rollout/journal.js';
+import { naturalCompare } from '../../rollout/plan-rollout.js';
+import { renderTable } from '../../report/table.js';
+import { formatElapsed } from '../../plan/units.js';
+import { compactNames } from '../../util/names.js';
+import { stateDir } from '../../util/state-dir.js';
+import type { Context } from '../context.js';
+
+/** Flags of `status`. */
+export interface StatusOptions {
+  readonly project: string;
+  readonly output: 'text' | 'json';
+  readonly stateDir?: string | undefined;
+}
+
+/** Memory use above this share of the limit is a warning, as in the guide's troubleshooting. */
+export const MEMORY_WARNING_SHARE = 0.8;
+
+/** One container as status reports it. */
+export interface ServiceStatus {
+  readonly service: string;
+  readonly container: string;
+  readonly id: string;
+  readonly image: string;
+  readonly configFiles: readonly string[];
+  readonly configHash: string | null;
+  readonly state: string;
+  readonly health: string;
+  readonly restartCount: number;
+  readonly oomKilled: boolean;
+  readonly exitCode: number;
+  readonly memoryBytes: number | null;
+  readonly memoryLimitBytes: number | null;
+  readonly uptimeMs: number | null;
+  readonly warnings: readonly string[];
+}
+
+const MB = 1024 ** 2;
+
+function describe(d: ContainerDetails, memory: number | undefined, now: number): ServiceStatus {
+  const warnings: string[] = [];
+  const limit = d.memoryLimitBytes > 0 ? d.memoryLimitBytes : undefined;
+  if (memory !== undefined && limit && memory > MEMORY_WARNING_SHARE * limit) warnings.push(`memory at ${Math.round((memory / limit) * 100)} % of its limit`);
+  if (d.oomKilled) warnings.push('OOMKilled');
+  if (d.restartCount > 0) warnings.push(`restarted ${d.restartCount} time(s)`);
+  if (d.hasHealthcheck && d.running && d.health !== 'healthy') warnings.push(`health ${d.health}`);
+  if (!d.running) warnings.push(`${d.state} (exit code ${d.exitCode})`);
+  const started = Date.parse(d.startedAt);
+  return {
+    service: d.service,
+    container: d.name,
+    id: d.id,
+    image: d.image,
+    configFiles: d.configFiles,
+    configHash: d.configHash ?? null,
+    state: d.state,
+    health: d.hasHealthcheck ? d.health : 'no check',
+    restartCount: d.restartCount,
+    oomKilled: d.oomKilled,
+    exitCode: d.exitCode,
+    memoryBytes: memory ?? null,
+    memoryLimitBytes: limit ?? null,
+    uptimeMs: d.running && Number.isFinite(started) ? Math.max(0, now - started) : null,
+    warnings,
+  };
+}
+
+/** Prints the project's containers and flags what needs a look; exit 0, or 1 when a container is not running and healthy. */
+export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<number> {
+  if (!opts.project) throw new UsageError('name the compose project with --project.');
+  const state = stateDir(opts.stateDir, ctx.env);
+  const info = await ctx.engine.ping();
+  const read = await readJournal(state);
+  const entries = rollouts(read.records).filter((e) => e.started.project === opts.project);
+  const open = openRollouts(entries, opts.project);
+  // No finish record and not known to be dead: running here, or on another host (which cannot be checked from here).
+  const running = entries.filter((e) => !e.finished && !isUnfinished(e));
+  const containers = await ctx.engine.listProject(opts.project);
+  const now = Date.now();
+  const services: ServiceStatus[] = [];
+  for (const c of containers) {
+    const d = await ctx.engine.inspect(c.id);
+    const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
+    services.push(describe(d, memory, now));
+  }
+  services.sort((a, b) => naturalCompare(a.service, b.service) || naturalCompare(a.container, b.container));
+  const lastEntry = entries[entries.length - 1];
+  const unfinished = open.map((e) => ({ id: e.started.id, by: `${e.started.user}@${e.started.host}`, at: e.started.at, plan: e.started.plan, backup: e.backup ?? null, changed: e.changing.map((c) => c.service), reason: e.finished ? 'the engine stopped answering' : 'its process is gone' }));
+  const healthy = services.length > 0 && services.every((s) => s.warnings.length === 0 || s.warnings.every((w) => w.startsWith('restarted') || w.startsWith('memory')));
+
+  if (opts.output === 'json') {
+    ctx.io.stdout.write(
+      `${JSON.stringify({ version: 1, project: opts.project, engine: info.endpoint, journal: journalFile(state), healthy, unfinished, running: running.map((e) => e.started.id), lastRollout: lastEntry ? { id: lastEntry.started.id, at: lastEntry.started.at, plan: lastEntry.started.plan, planHash: lastEntry.started.planHash, result: lastEntry.finished?.outcome ?? (isUnfinished(lastEntry) ? 'unfinished' : 'running') } : null, services }, null, 2)}\n`,
+    );
+    return healthy && unfinished.length === 0 ? 0 : 1;
+  }
+  const out: string[] = [];
+  out.push(`Project ${opts.project} on ${info.endpoint}: ${services.length} container${services.length === 1 ? '' : 's'}.`);
+  for (const u of unfinished) {
+    out.push(`UNFINISHED: rollout ${u.id} by ${u.by} at ${u.at} to ${u.plan.map((f) => path.basename(f)).join(', ')} never finished (${u.reason}); it had changed ${u.changed.length ? compactNames(u.changed) : 'no service yet'}.`);
+    out.push(`  \`arena-deploy rollout --resume --project ${opts.project}\` finishes it; \`arena-deploy rollback --project ${opts.project}\` restores ${u.backup ?? 'the newest backup'}.`);
+  }
+  for (const r of running) out.push(`A rollout is running: ${r.started.id} by ${r.started.user}@${r.started.host} since ${r.started.at}.`);
+  if (lastEntry?.finished) out.push(`Last rollout: ${lastEntry.started.at} to ${lastEntry.started.plan.map((f) => path.basename(f)).join(', ')} (${lastEntry.started.planHash.slice(0, 12)}): ${lastEntry.finished.outcome}.`);
+  if (services.length) {
+    out.push('');
+    out.push(
+      renderTable(
+        ['SERVICE', 'CONTAINER', 'CONFIG (FILES, HASH)', 'STATE', 'HEALTH', 'RESTARTS', 'OOM', 'EXIT', 'MEMORY / LIMIT', 'UPTIME', 'NEEDS A LOOK'],
+        services.map((s) => [
+          s.service,
+          s.id.slice(0, 12),
+          `${s.configFiles.map((f) => (f.includes(`${path.sep}backups${path.sep}`) ? `${path.basename(f)} (backup)` : path.basename(f))).join(' + ') || '-'} ${s.configHash ? s.configHash.slice(0, 12) : ''}`.trim(),
+          s.state,
+          s.health,
+          String(s.restartCount),
+          s.oomKilled ? 'yes' : 'no',
+          String(s.exitCode),
+          s.memoryBytes === null ? '-' : `${Math.round(s.memoryBytes / MB)}M / ${s.memoryLimitBytes ? `${Math.round(s.memoryLimitBytes / MB)}M (${Math.round((s.memoryBytes / s.memoryLimitBytes) * 100)} %)` : 'none'}`,
+          s.uptimeMs === null ? '-' : formatElapsed(s.uptimeMs),
+          s.warnings.join('; ') || '-',
+        ]),
+      ),
+    );
+  }
+  ctx.io.stdout.write(`${out.join('\n')}\n`);
+  return healthy && unfinished.length === 0 ? 0 : 1;
+}
