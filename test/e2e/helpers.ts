@@ -102,6 +102,52 @@ export async function cli(args: readonly string[], env: Record<string, string>, 
   }
 }
 
+/** A CLI run in the background: its output so far, a wait for a line of it, a signal, its end. */
+export interface BackgroundCli {
+  readonly pid: number;
+  /** stderr so far. */
+  stderr(): string;
+  /** Resolves when stderr matches, rejects after `timeoutMs` (or when the run ends without it). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  kill(signal: NodeJS.Signals): void;
+  done: Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+}
+
+/** Starts the built CLI without waiting for it, for tests that interrupt it. */
+export function startCli(args: readonly string[], env: Record<string, string>, timeoutMs = 15 * 60_000): BackgroundCli {
+  // No SIGKILL 5 s after a signal (execa's default): the tool's answer to SIGTERM is a rollback, which takes longer.
+  const child = execa('node', [path.join(root, 'bin', 'arena-deploy'), ...args], { env, reject: false, stdin: 'ignore', timeout: timeoutMs, cwd: root, buffer: true, forceKillAfterDelay: false });
+  running.add(child);
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const done = child.then((r) => {
+    running.delete(child);
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  });
+  return {
+    pid: child.pid as number,
+    stderr: () => err,
+    waitFor: async (pattern, waitMs = 180_000) => {
+      const until = Date.now() + waitMs;
+      let ended = false;
+      void done.then(() => {
+        ended = true;
+      });
+      while (!pattern.test(err)) {
+        if (ended) throw new Error(`the CLI ended before its stderr matched ${pattern}:\n${err}`);
+        if (Date.now() > until) throw new Error(`stderr did not match ${pattern} within ${waitMs} ms:\n${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    kill: (signal) => {
+      child.kill(signal);
+    },
+    done,
+  };
+}
+
 /** Stops every CLI run still going (after a timed-out test). */
 export function killRunningCli(): void {
   for (const child of running) child.kill('SIGKILL');
