@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { appendRecord, journalFile, parseJournal, planHash, readJournal, rollouts, isUnfinished, JOURNAL_VERSION, type RolloutStarted } from '../../src/rollout/journal.js';
+import { appendRecord, journalFile, parseJournal, planHash, readJournal, rollouts, isUnfinished, openRollouts, JOURNAL_VERSION, type RolloutStarted } from '../../src/rollout/journal.js';
 
 const started = (id: string, pid = process.pid): RolloutStarted => ({ v: JOURNAL_VERSION, type: 'rollout-started', id, at: '2026-12-03T10:00:00.000Z', user: 'ops', host: os.hostname(), pid, project: 'arena', plan: ['/p/a.yml'], planHash: 'ab'.repeat(32) });
 
@@ -33,5 +33,31 @@ describe('the journal', () => {
     expect(planHash(['a', 'b'], read)).not.toBe(planHash(['b', 'a'], read));
     // sha256("onetwo")
     expect(planHash(['a', 'b'], read)).toBe(createHash('sha256').update('onetwo').digest('hex'));
+  });
+
+  it('an unfinished rollout stays open until a later run of the project settles it; steps say its backup and what it changed', () => {
+    const dead = 2 ** 22 + 4321;
+    const step = (id: string, r: object) => JSON.stringify({ v: 1, type: 'rollout-step', id, at: 'x', ...r });
+    const fin = (id: string, outcome: string) => JSON.stringify({ v: 1, type: 'rollout-finished', id, at: 'x', outcome, durationMs: 1, changed: [], backup: null, verdict: '' });
+    const lines = [
+      JSON.stringify(started('killed', dead)),
+      step('killed', { step: 'backup', backup: '/b/1' }),
+      step('killed', { step: 'changing', service: 'web-1', change: 'updated' }),
+      step('killed', { step: 'changing', service: 'web-2', change: 'updated' }),
+      JSON.stringify({ ...started('other-project', dead), project: 'other' }),
+      JSON.stringify(started('lost', dead)),
+      fin('lost', 'engine-lost'),
+    ];
+    let entries = rollouts(parseJournal(lines.join('\n')).records);
+    expect(entries[0]).toMatchObject({ backup: '/b/1', changing: [{ service: 'web-1', change: 'updated' }, { service: 'web-2', change: 'updated' }] });
+    expect(openRollouts(entries, 'arena').map((e) => e.started.id)).toEqual(['killed', 'lost']);
+    // A failed rollback does not settle it; a restore does (for both).
+    lines.push(JSON.stringify({ ...started('rb1'), kind: 'rollback' }), fin('rb1', 'restore-failed'));
+    entries = rollouts(parseJournal(lines.join('\n')).records);
+    expect(openRollouts(entries, 'arena').map((e) => e.started.id)).toEqual(['killed', 'lost']);
+    lines.push(JSON.stringify({ ...started('rb2'), kind: 'rollback' }), fin('rb2', 'restored'));
+    entries = rollouts(parseJournal(lines.join('\n')).records);
+    expect(openRollouts(entries, 'arena')).toEqual([]);
+    expect(openRollouts(entries).map((e) => e.started.id)).toEqual(['other-project']);
   });
 });
