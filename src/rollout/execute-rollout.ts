@@ -11,7 +11,7 @@ import { summarizeChanges } from '../plan/diff-services.js';
 import { formatElapsed } from '../plan/units.js';
 import { compactNames } from '../util/names.js';
 import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
-import { describeFailure, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
+import { describeFailure, HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
 import type { StepRecord } from './journal.js';
 
 /** How progress is shown: rich on a terminal, timestamped lines otherwise, nothing in tests. */
@@ -40,6 +40,8 @@ export interface ExecuteDeps {
   readonly existingBackup?: Backup | undefined;
   /** Resuming: what the interrupted rollout changed; rolled back too when this run fails. */
   readonly priorChanges?: readonly Change[];
+  /** How many times the engine came back after not answering (the retrying clients count it). */
+  readonly engineRestarts?: () => number;
 }
 
 /** Which config a service is on after the run. */
@@ -167,27 +169,40 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       await note({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
       row(u.service).result = 'failed';
       row(u.service).config = 'unknown';
-      // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
-      await deps.compose.recreate(targetOf(plan), [u.service]);
-      row(u.service).config = 'new';
-      // Time to healthy counts from the new container's start, not from stopping the old one.
-      const t0 = deps.clock.now();
-      const containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
-      if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
-      for (const c of containers) {
-        current = c.id;
-        task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-        await waitForHealthy(deps.engine, events, deps.clock, {
-          service: u.service,
-          containerId: c.id,
-          waitFor: u.waitFor,
-          deadlineMs: u.healthDeadlineMs,
-          signal: deps.signal,
-          pollMs: deps.pollMs,
-          onStatus: (st) => {
-            task.output = `${st} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-          },
-        });
+      let t0 = deps.clock.now();
+      let containers: ContainerSummary[] = [];
+      for (let attempt = 1; ; attempt += 1) {
+        const restartsBefore = deps.engineRestarts?.() ?? 0;
+        // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
+        await deps.compose.recreate(targetOf(plan), [u.service]);
+        row(u.service).config = 'new';
+        // Time to healthy counts from the new container's start, not from stopping the old one.
+        t0 = deps.clock.now();
+        containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
+        if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
+        try {
+          for (const c of containers) {
+            current = c.id;
+            task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+            await waitForHealthy(deps.engine, events, deps.clock, {
+              service: u.service,
+              containerId: c.id,
+              waitFor: u.waitFor,
+              deadlineMs: u.healthDeadlineMs,
+              signal: deps.signal,
+              pollMs: deps.pollMs,
+              onStatus: (st) => {
+                task.output = `${st} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+              },
+              engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
+            });
+          }
+          break;
+        } catch (err) {
+          if (!(err instanceof HealthFrozenError) || attempt >= 3) throw err;
+          deps.progress.write(`${u.service}: ${err.message}: recreating ${u.service} (attempt ${attempt + 1}).\n`);
+          task.output = 'the engine restarted: recreating again';
+        }
       }
       const healthyAfter = deps.clock.now() - t0;
       row(u.service).timeToHealthyMs = healthyAfter;
@@ -200,6 +215,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck });
       }
       settled.set(u.service, seen);
+      await deps.journal?.({ step: 'done', service: u.service });
       row(u.service).result = u.action === 'create' ? 'created' : 'updated';
       task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
     } catch (err) {
@@ -291,6 +307,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
                     await deps.engine.stop(id, r.stopTimeoutS);
                     await deps.engine.remove(id);
                   }
+                  await deps.journal?.({ step: 'done', service: r.service });
                   row(r.service).result = 'retired';
                   row(r.service).config = 'gone';
                   t.title = `${r.service}: retired`;

@@ -120,6 +120,19 @@ export interface WaitOptions {
   readonly pollMs?: number;
   readonly signal?: AbortSignal | undefined;
   readonly onStatus?: (text: string) => void;
+  /** Whether the engine restarted since the container was started: its health checks then no longer run. */
+  readonly engineRestarted?: () => boolean;
+}
+
+/**
+ * The engine restarted while the container was starting. Docker (20.10, with live-restore) does not resume the health
+ * checks of the containers it restores, so "starting" would never change: the caller recreates the container.
+ */
+export class HealthFrozenError extends Error {
+  constructor(readonly service: string) {
+    super(`the engine restarted while ${service} was starting, and Docker does not resume the health checks of containers it restores`);
+    this.name = 'HealthFrozenError';
+  }
 }
 
 /** Waits until the container is healthy (or running, without a health check); returns the time it took. */
@@ -150,6 +163,7 @@ export async function waitForHealthy(engine: EngineClient, events: ProjectEvents
     if (opts.waitFor === 'healthy' && !d.hasHealthcheck && d.running) return clock.now() - start;
     if (d.health === 'healthy') return clock.now() - start;
     if (d.health === 'unhealthy') throw unhealthy(opts, clock.now() - start);
+    if (opts.engineRestarted?.()) throw new HealthFrozenError(opts.service);
     if (d.health !== lastHealth) {
       lastHealth = d.health;
       opts.onStatus?.(`health: ${d.health}`);

@@ -29,7 +29,8 @@ export interface RolloutStarted {
 /** Written during a rollout: the backup it wrote, and each service just before it is changed. */
 export type RolloutStep =
   | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'backup'; readonly backup: string }
-  | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' };
+  | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' }
+  | { readonly v: typeof JOURNAL_VERSION; readonly type: 'rollout-step'; readonly id: string; readonly at: string; readonly step: 'done'; readonly service: string };
 
 /** Written when a rollout ends, whatever the outcome. */
 export interface RolloutFinished {
@@ -126,6 +127,8 @@ export interface RolloutEntry {
   readonly backup: string | undefined;
   /** Services it started to change, in order (the last change of each). */
   readonly changing: ReadonlyArray<{ readonly service: string; readonly change: 'updated' | 'created' | 'retired' }>;
+  /** Of those, the ones it began and never saw through (healthy and monitored, or removed): in flight when it stopped. */
+  readonly inFlight: readonly string[];
 }
 
 /** Pairs start, step and finish records, oldest first. */
@@ -138,15 +141,18 @@ export function rollouts(records: readonly JournalRecord[]): RolloutEntry[] {
     .map((s) => {
       const own = steps.get(s.id) ?? [];
       const changing = new Map<string, 'updated' | 'created' | 'retired'>();
+      const inFlight = new Set<string>();
       let backup: string | undefined;
       for (const st of own) {
         if (st.step === 'backup') backup = st.backup;
+        else if (st.step === 'done') inFlight.delete(st.service);
         else {
           changing.delete(st.service);
           changing.set(st.service, st.change);
+          inFlight.add(st.service);
         }
       }
-      return { started: s, finished: finished.get(s.id), backup, changing: [...changing].map(([service, change]) => ({ service, change })) };
+      return { started: s, finished: finished.get(s.id), backup, changing: [...changing].map(([service, change]) => ({ service, change })), inFlight: [...inFlight] };
     });
 }
 
@@ -196,7 +202,10 @@ export function whoAmI(): { user: string; host: string; pid: number } {
 }
 
 /** What a rollout records while it runs (the executor's view of the journal). */
-export type StepRecord = { readonly step: 'backup'; readonly backup: string } | { readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' };
+export type StepRecord =
+  | { readonly step: 'backup'; readonly backup: string }
+  | { readonly step: 'changing'; readonly service: string; readonly change: 'updated' | 'created' | 'retired' }
+  | { readonly step: 'done'; readonly service: string };
 
 /** An open journal entry: the start is written when it is begun, `step` records progress, `finish` writes the end. */
 export interface JournalEntry {

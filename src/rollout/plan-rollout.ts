@@ -81,6 +81,8 @@ export interface PlanRolloutInput {
   /** Per service, what compose's own dry run would do with the target files: the authority on "changed" when known. */
   readonly composeView?: ReadonlyMap<string, 'running' | 'recreate' | 'create'> | undefined;
   readonly policy: RolloutPolicy;
+  /** Resuming: services that were in flight when the earlier run stopped, recreated whatever they look like. */
+  readonly inFlight?: readonly string[] | undefined;
 }
 
 const STATEFUL_IMAGE = /(^|\/)(redis|valkey|postgres|postgis|mysql|mariadb|mongo|memcached|rabbitmq|elasticsearch|zookeeper|kafka)([:@]|$)/;
@@ -153,13 +155,14 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
     const changes = diffServices(cur, t);
     const running = containers.some((c) => c.state === 'running');
     const composeSays = input.composeView?.get(name);
-    const differs = containers.length === 0 || !running ? true : composeSays !== undefined ? composeSays !== 'running' : changes.length > 0;
+    const again = input.inFlight?.includes(name) ?? false;
+    const differs = again || containers.length === 0 || !running ? true : composeSays !== undefined ? composeSays !== 'running' : changes.length > 0;
     const isRolled = matchesAny(name, glob);
     if (!differs) {
       dispositions.push({ service: name, role: 'unchanged', action: 'keep', changes: [] });
       continue;
     }
-    const shownChanges = changes.length > 0 ? changes : [{ field: 'compose config', from: 'as deployed', to: 'changed' }];
+    const shownChanges = changes.length > 0 ? changes : again ? [{ field: 'in flight when the earlier run stopped', from: 'unknown', to: 'recreated' }] : [{ field: 'compose config', from: 'as deployed', to: 'changed' }];
     if (!isRolled && isStateful(t, target) && containers.length > 0 && !(policy.include ?? []).includes(name)) {
       dispositions.push({ service: name, role: 'stateful', action: 'keep', changes: shownChanges, note: `stateful: not recreated; pass --include ${name} to recreate it` });
       warnings.push(`${name} differs from the target (${shownChanges.map((c) => c.field).join(', ')}) but is stateful and is left alone; pass --include ${name} to recreate it.`);

@@ -1,6 +1,6 @@
 /** Health waits against a scripted engine: the kinds of failure a real engine cannot produce on demand, in milliseconds. */
 import { describe, expect, it } from 'vitest';
-import { monitorContainer, ProjectEvents, waitForHealthy, type Clock } from '../../src/rollout/health-wait.js';
+import { HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from '../../src/rollout/health-wait.js';
 import type { ContainerDetails, EngineClient, EngineEvent } from '../../src/engine/engine-client.js';
 import { HealthCheckError } from '../../src/errors.js';
 
@@ -52,6 +52,14 @@ describe('waitForHealthy', () => {
     const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 5000 }).catch((e) => e);
     expect(err).toBeInstanceOf(HealthCheckError);
     expect(err).toMatchObject({ kind: 'timeout', message: 'web-1 was not healthy within its deadline of 5.0s (health still "starting")' });
+  });
+
+  it('stops waiting on a "starting" that cannot change once the engine restarted (its health checks no longer run)', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'starting' }), clock);
+    const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-2', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000, engineRestarted: () => clock.t >= 2000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(HealthFrozenError);
+    expect(clock.t).toBeLessThan(4000);
   });
 
   it('fails at once with kind "unhealthy", not at the deadline', async () => {

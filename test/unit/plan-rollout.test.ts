@@ -59,6 +59,14 @@ describe('planRollout', () => {
     expect(web1.changes).toContainEqual({ field: 'health check timeout', from: '10s', to: '30s' });
   });
 
+  it('resuming, recreates the services that were in flight when the earlier run stopped, even if they look done', () => {
+    const done = new Map(Object.keys(optimized.services).map((s) => [s, s === 'web-1' || s === 'web-2' ? ('running' as const) : s === 'redis' ? ('running' as const) : ('recreate' as const)]));
+    const plan = planRollout({ target: optimized, current: original, live: liveOriginal, composeView: done, policy: {}, inFlight: ['web-2'] });
+    expect(outline(plan.steps).slice(3, 5)).toEqual(['update web-2', 'update web-3']);
+    expect(plan.services.find((d) => d.service === 'web-1')?.role).toBe('unchanged');
+    expect(plan.services.find((d) => d.service === 'web-2')?.changes.map((c) => c.field)).toContain('workers');
+  });
+
   it('keeps services compose says are unchanged, whatever the field diff says', () => {
     const view = new Map(composeView);
     view.set('web-3', 'running');

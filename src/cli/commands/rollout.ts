@@ -104,15 +104,18 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   // The first call is not retried: an engine that is not there at all is one sentence and exit 4 at once.
   const info = await baseCtx.engine.ping();
   await baseCtx.compose.version();
+  let engineBack = 0;
   const retry = {
     maxMs: opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS,
     endpoint: info.endpoint,
-    onOutage: (e: { state: 'lost' | 'back'; reason: string }) =>
+    onOutage: (e: { state: 'lost' | 'back'; reason: string }) => {
+      if (e.state === 'back') engineBack += 1;
       baseCtx.io.stderr.write(
         e.state === 'lost'
           ? `warning: the Docker engine at ${info.endpoint} stopped answering (${e.reason}); retrying for up to ${formatElapsed(opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS)}.\n`
           : `The Docker engine at ${info.endpoint} answers again (${e.reason}); carrying on.\n`,
-      ),
+      );
+    },
   };
   const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, retry), compose: retryingCompose(baseCtx.compose, retry) };
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
@@ -155,7 +158,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     monitorMs: opts.monitorMs,
     healthTimeoutMs: opts.healthTimeoutMs,
   };
-  const plan = planRollout({ target, current: current.plan, live: current.live, composeView, policy });
+  const plan = planRollout({ target, current: current.plan, live: current.live, composeView, policy, inFlight: resuming?.entry.inFlight });
   // The same analysis as `validate`, against the engine's host: errors stop the rollout before anything is touched.
   const analysis = analyzeWithConfigs(target, engineHost(target, info));
   const groups = groupFindings(analysis.findings);
@@ -229,6 +232,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         journal: (r) => entry.step(r),
         existingBackup,
         priorChanges,
+        engineRestarts: () => engineBack,
       });
     } catch (err) {
       // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
@@ -246,6 +250,9 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     await lock.release();
   }
   ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  if (engineBack > 0) {
+    ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
+  }
   if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
   // The verdict is the last line on stdout whatever the outcome; failures also end with it as the error on stderr.
   ctx.io.stdout.write(`${redact(result.verdict)}\n`);
