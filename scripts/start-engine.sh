@@ -17,7 +17,8 @@ else
   # A pid file naming no live dockerd makes the next one refuse: "pid file found, ensure docker is not running".
   [ -e "$pidfile" ] && { rm -f "$pidfile"; echo "docker engine: removed stale $pidfile"; }
   # setsid -w: the background pid lives exactly as long as dockerd, whether or not setsid had to fork.
-  setsid -w nohup dockerd >>"$log" 2>&1 </dev/null &
+  # --live-restore: containers keep running while dockerd restarts (an upgrade, a crash), as on a production host.
+  setsid -w nohup dockerd --live-restore >>"$log" 2>&1 </dev/null &
   pid=$!
   echo "docker engine: started dockerd (pid $pid, log $log)"
 fi
