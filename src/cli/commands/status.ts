@@ -81,12 +81,14 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
   const running = entries.filter((e) => !e.finished && !isUnfinished(e));
   const containers = await ctx.engine.listProject(opts.project);
   const now = Date.now();
-  const services: ServiceStatus[] = [];
-  for (const c of containers) {
-    const d = await ctx.engine.inspect(c.id);
-    const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
-    services.push(describe(d, memory, now));
-  }
+  // One-shot stats take a second or two each (the engine samples twice): asked for all containers at once.
+  const services: ServiceStatus[] = await Promise.all(
+    containers.map(async (c) => {
+      const d = await ctx.engine.inspect(c.id);
+      const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
+      return describe(d, memory, now);
+    }),
+  );
   services.sort((a, b) => naturalCompare(a.service, b.service) || naturalCompare(a.container, b.container));
   const lastEntry = entries[entries.length - 1];
   const unfinished = open.map((e) => ({ id: e.started.id, by: `${e.started.user}@${e.started.host}`, at: e.started.at, plan: e.started.plan, backup: e.backup ?? null, changed: e.changing.map((c) => c.service), reason: e.finished ? 'the engine stopped answering' : 'its process is gone' }));
