@@ -71,7 +71,8 @@ export function loadPlan(options: LoadPlanOptions): Plan {
   const project = normalizeProjectName(projectName ?? path.basename(projectDirectory));
   if (project === '') throw new PlanError('the project name is empty after normalization; pass --project', { file: files[0] as string });
 
-  const out: Record<string, ServicePlan> = {};
+  // No prototype: a service named constructor or toString is looked up like any other, never inherited.
+  const out: Record<string, ServicePlan> = Object.create(null) as Record<string, ServicePlan>;
   // Services behind inactive profiles are not part of the plan, as in `docker compose config`.
   const active = new Set((env['COMPOSE_PROFILES'] ?? '').split(',').map((p) => p.trim()).filter(Boolean));
   for (const [name, raw] of Object.entries(services)) {
@@ -163,6 +164,8 @@ function interpolateTree(doc: Document, env: Environment, file: string, position
   } catch (err) {
     throw new PlanError(`invalid YAML: ${(err as Error).message}`, { file, line: 1, col: 1 }, { cause: err });
   }
+  // Mappings and lists being walked: an alias to one of them from inside it makes a circular tree.
+  const ancestors = new Set<object>();
   const walk = (value: unknown, at: string): Json => {
     if (typeof value === 'string') {
       try {
@@ -173,17 +176,29 @@ function interpolateTree(doc: Document, env: Environment, file: string, position
         throw err;
       }
     }
-    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}.${i}`));
-    if (value && typeof value === 'object') {
-      if (value instanceof Date) return value.toISOString();
-      const out: JsonMap = {};
-      for (const [k, v] of Object.entries(value)) out[k] = walk(v, at === '' ? k : `${at}.${k}`);
-      return out;
+    if (value && typeof value === 'object' && !(value instanceof Date)) {
+      if (ancestors.has(value)) throw new PlanError(`invalid YAML: ${at} is an alias of a mapping or list that contains it (a circular reference)`, posNear(at, positions) ?? { file, line: 1, col: 1 });
+      ancestors.add(value);
+      try {
+        if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}.${i}`));
+        const out: JsonMap = {};
+        for (const [k, v] of Object.entries(value)) setKey(out, k, walk(v, at === '' ? k : `${at}.${k}`));
+        return out;
+      } finally {
+        ancestors.delete(value);
+      }
     }
+    if (value instanceof Date) return value.toISOString();
     if (value === undefined) return null;
     return value as Json;
   };
   return walk(js, '');
+}
+
+/** `o[k] = v`, except that a key named __proto__ is a key like any other instead of replacing o's prototype. */
+function setKey<T>(o: Record<string, T>, k: string, v: T): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
 }
 
 function isMapping(v: Json | undefined): v is JsonMap {
@@ -198,13 +213,13 @@ function mergeTop(base: JsonMap, over: JsonMap): JsonMap {
       const services: JsonMap = { ...b };
       for (const [name, svc] of Object.entries(v)) {
         const prev = services[name];
-        services[name] = isMapping(prev) && isMapping(svc) ? mergeService(prev, svc) : svc;
+        setKey(services, name, isMapping(prev) && isMapping(svc) ? mergeService(prev, svc) : svc);
       }
-      out[k] = services;
+      setKey(out, k, services);
     } else if (isMapping(b) && isMapping(v)) {
-      out[k] = deepMerge(b, v);
+      setKey(out, k, deepMerge(b, v));
     } else {
-      out[k] = v;
+      setKey(out, k, v);
     }
   }
   return out;
@@ -218,18 +233,18 @@ function mergeService(base: JsonMap, over: JsonMap): JsonMap {
   const out: JsonMap = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    if (REPLACE_KEYS.has(k)) out[k] = v;
-    else if (k === 'environment' || k === 'labels') out[k] = { ...listToMap(b), ...listToMap(v) };
+    if (REPLACE_KEYS.has(k)) setKey(out, k, v);
+    else if (k === 'environment' || k === 'labels') setKey(out, k, { ...listToMap(b), ...listToMap(v) });
     else if (CONCAT_KEYS.has(k)) {
       const list = [...asList(b), ...asList(v)];
-      out[k] = list.filter((item, i) => list.findIndex((o) => JSON.stringify(o) === JSON.stringify(item)) === i);
+      setKey(out, k, list.filter((item, i) => list.findIndex((o) => JSON.stringify(o) === JSON.stringify(item)) === i));
     } else if (k === 'volumes' && Array.isArray(b) && Array.isArray(v)) {
       const byTarget = new Map<string, Json>();
       for (const item of [...b, ...v]) byTarget.set(volumeTarget(item), item);
-      out[k] = [...byTarget.values()];
-    } else if (k === 'healthcheck' && isMapping(b) && isMapping(v)) out[k] = { ...b, ...v };
-    else if (isMapping(b) && isMapping(v)) out[k] = deepMerge(b, v);
-    else out[k] = v;
+      setKey(out, k, [...byTarget.values()]);
+    } else if (k === 'healthcheck' && isMapping(b) && isMapping(v)) setKey(out, k, { ...b, ...v });
+    else if (isMapping(b) && isMapping(v)) setKey(out, k, deepMerge(b, v));
+    else setKey(out, k, v);
   }
   return out;
 }
@@ -238,7 +253,7 @@ function deepMerge(base: JsonMap, over: JsonMap): JsonMap {
   const out: JsonMap = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = isMapping(b) && isMapping(v) ? deepMerge(b, v) : v;
+    setKey(out, k, isMapping(b) && isMapping(v) ? deepMerge(b, v) : v);
   }
   return out;
 }
@@ -254,8 +269,8 @@ function listToMap(v: Json | undefined): Record<string, Json> {
   for (const item of asList(v)) {
     const s = String(item);
     const eq = s.indexOf('=');
-    if (eq < 0) out[s] = null;
-    else out[s.slice(0, eq)] = s.slice(eq + 1);
+    if (eq < 0) setKey(out, s, null);
+    else setKey(out, s.slice(0, eq), s.slice(eq + 1));
   }
   return out;
 }
@@ -302,7 +317,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   const entrypoint = argvField(svc['entrypoint'], () => err('entrypoint', 'must be a string or a list of strings'));
 
   // env_file first, environment over it, as compose does.
-  const environment: Record<string, EnvVar> = {};
+  const environment: Record<string, EnvVar> = Object.create(null) as Record<string, EnvVar>;
   const envFiles: string[] = [];
   for (const [i, entry] of asList(svc['env_file']).entries()) {
     let p: string;
@@ -376,6 +391,15 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
     if (m) bindMounts.push(m);
   }
 
+  // The analysis reads network aliases (names nginx may route to): a list of names, as compose requires.
+  const networks = svc['networks'];
+  if (isMapping(networks)) {
+    for (const [net, conf] of Object.entries(networks)) {
+      const aliases = isMapping(conf) ? conf['aliases'] : undefined;
+      if (aliases !== undefined && aliases !== null && !(Array.isArray(aliases) && aliases.every((a) => typeof a === 'string'))) throw err(`networks.${net}.aliases`, 'must be a list of names');
+    }
+  }
+
   const dependsRaw = svc['depends_on'];
   const dependsOn = Array.isArray(dependsRaw) ? dependsRaw.map(String) : isMapping(dependsRaw) ? Object.keys(dependsRaw) : [];
   const replicasRaw = deploy['replicas'] ?? svc['scale'];
@@ -401,7 +425,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
     bindMounts,
     dependsOn,
     replicas,
-    raw: Object.fromEntries(Object.entries(svc).map(([k, v]) => [k, canonicalJson(v)])),
+    raw: Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(Object.entries(svc).map(([k, v]) => [k, canonicalJson(v)]))),
     pos,
   };
 }

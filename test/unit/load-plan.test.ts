@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadPlan } from '../../src/plan/load-plan.js';
 import { gunicornOf } from '../../src/plan/gunicorn.js';
 import { PlanError } from '../../src/errors.js';
+import { planRollout } from '../../src/rollout/plan-rollout.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const MB = 1024 ** 2;
@@ -159,5 +160,51 @@ describe('secrets in plans', () => {
     expect(s.environment['PLAIN_URL']?.sensitive).toBe(false);
     const bad = memory({ '/p/c.yml': 'services:\n  web-1:\n    image: x\n    environment:\n      - DJANGO_SECRET_KEY=s3cr3t-value${x\n' });
     expect(() => loadPlan({ files: ['/p/c.yml'], env: {}, readFile: bad })).toThrow('/p/c.yml:5:9: services.web-1.environment.0: invalid interpolation format: missing "}"');
+  });
+});
+
+/** loadPlan on one in-memory file; its error, if it throws. */
+function errorOf(text: string): unknown {
+  try {
+    loadPlan({ files: ['/p/c.yml'], env: {}, readFile: memory({ '/p/c.yml': text }) });
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+describe('bad input found by the property test (test/unit/property-bad-input.test.ts)', () => {
+  it('an alias inside the mapping it names is a PlanError at the alias, not a stack overflow', () => {
+    expect(errorOf('services:\n  web-1:\n    image: x\nx-arena-deploy:\n  memory-model: &m\n    base: *m\n')).toEqual(
+      new PlanError('invalid YAML: x-arena-deploy.memory-model.base is an alias of a mapping or list that contains it (a circular reference)', { file: '/p/c.yml', line: 6, col: 11 }),
+    );
+    // The same alias used twice side by side is fine.
+    expect(errorOf('x-env: &e\n  A: "1"\nservices:\n  web-1:\n    image: x\n    environment: *e\n  web-2:\n    image: x\n    environment: *e\n')).toBeUndefined();
+  });
+
+  it('network aliases that are not a list of names are a PlanError, not a TypeError in the analysis', () => {
+    expect(errorOf('services:\n  web-1:\n    image: x\n    networks:\n      arena:\n        aliases: 5\n')).toEqual(
+      new PlanError('services.web-1.networks.arena.aliases: must be a list of names', { file: '/p/c.yml', line: 6, col: 18 }),
+    );
+  });
+
+  it("services named after Object.prototype's members are services like any other, and others are not inherited", () => {
+    const read = memory({ '/p/c.yml': 'services:\n  constructor:\n    image: x\n  web-1:\n    image: x\n    environment:\n      toString: "1"\n' });
+    const plan = loadPlan({ files: ['/p/c.yml'], env: {}, readFile: read });
+    expect(Object.keys(plan.services)).toEqual(['constructor', 'web-1']);
+    expect(plan.services['toString']).toBeUndefined();
+    expect(plan.services['web-1']!.environment['valueOf']).toBeUndefined();
+    expect(plan.services['web-1']!.raw['hasOwnProperty']).toBeUndefined();
+    // The planner used to call gunicornOf(Object.prototype.constructor) for the service the current plan "had".
+    const current = loadPlan({ files: [path.join(root, 'fixtures/compose/arena/docker-compose.loadbalanced.yml')], env: {} });
+    expect(planRollout({ target: plan, current, live: [], policy: {} }).services.map((s) => [s.service, s.action])).toEqual([['constructor', 'create'], ['web-1', 'create']]);
+  });
+
+  it('a key named __proto__ is a key, not a prototype', () => {
+    const read = memory({ '/p/c.yml': 'services:\n  web-1:\n    image: x\n    environment:\n      __proto__: "1"\n    depends_on:\n      - __proto__: null\n' });
+    const s = loadPlan({ files: ['/p/c.yml'], env: {}, readFile: read }).services['web-1']!;
+    expect(s.environment['__proto__']).toEqual({ value: '1', sensitive: false });
+    // A mapping without a prototype used to make String() throw a TypeError here.
+    expect(s.dependsOn).toEqual(['[object Object]']);
   });
 });
