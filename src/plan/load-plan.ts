@@ -23,6 +23,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonMap = { [k: string]: Json };
 type Positions = Map<string, SourcePos>;
 
+const SERVICE_NAME = /^[a-zA-Z0-9._-]+$/;
 const URL_CREDENTIALS = /:\/\/[^/\s:@]*:[^@/\s]+@/;
 const ARENA_KEYS = new Set(['services', 'stateful', 'host', 'memory-model']);
 const HOST_KEYS = new Set(['cpus', 'memory', 'reserve-memory']);
@@ -76,6 +77,8 @@ export function loadPlan(options: LoadPlanOptions): Plan {
   // Services behind inactive profiles are not part of the plan, as in `docker compose config`.
   const active = new Set((env['COMPOSE_PROFILES'] ?? '').split(',').map((p) => p.trim()).filter(Boolean));
   for (const [name, raw] of Object.entries(services)) {
+    // compose's own rule (its schema); a name with a newline or a space would also break every message that names it.
+    if (!SERVICE_NAME.test(name)) throw new PlanError(`services: ${printable(JSON.stringify(name))} is not a valid service name (compose allows only letters, digits, ".", "_" and "-")`, posNear(`services.${name}`, positions) ?? { file: files[0] as string, line: 1, col: 1 });
     const profiles = isMapping(raw) && Array.isArray(raw['profiles']) ? raw['profiles'].map(String) : [];
     if (profiles.length && !profiles.some((p) => active.has(p) || p === '*')) continue;
     out[name] = normalizeService(name, raw, { positions, projectDirectory, readFile, env, file: files[0] as string });
@@ -113,13 +116,14 @@ function parseYaml(file: string, text: string, positions: Positions): Document {
   if (first) {
     const at = lineCounter.linePos(first.pos[0]);
     const message = first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'invalid YAML';
-    throw new PlanError(`invalid YAML: ${message}`, { file, line: at.line, col: at.col });
+    // yaml quotes the source in some messages ("Not a YAML token: …"), a lone CR or a tab included.
+    throw new PlanError(`invalid YAML: ${printable(message)}`, { file, line: at.line, col: at.col });
   }
-  recordPositions(doc.contents as YamlNode | null, '', file, lineCounter, positions);
+  recordPositions(doc.contents as YamlNode | null, '', file, lineCounter, positions, doc);
   return doc;
 }
 
-function recordPositions(node: YamlNode | null, at: string, file: string, lc: LineCounter, positions: Positions): void {
+function recordPositions(node: YamlNode | null, at: string, file: string, lc: LineCounter, positions: Positions, doc: Document): void {
   if (!node) return;
   if (node.range) {
     const p = lc.linePos(node.range[0]);
@@ -128,6 +132,22 @@ function recordPositions(node: YamlNode | null, at: string, file: string, lc: Li
   if (isMap(node)) {
     for (const item of node.items) {
       if (!isPair(item)) continue;
+      if (isMap(item.key) || isSeq(item.key)) {
+        // JavaScript objects cannot have them (yaml would stringify them with a warning), and compose refuses them.
+        const p = lc.linePos((item.key as YamlNode).range?.[0] ?? node.range?.[0] ?? 0);
+        throw new PlanError('invalid YAML: a mapping key must be a plain value, not a mapping or a list', { file, line: p.line, col: p.col });
+      }
+      // yaml's rule for a merge key: a plain (or tagged) `<<`.
+      if (isScalar(item.key) && (!item.key.type || item.key.type === 'PLAIN') && (item.key.value === '<<' || (typeof item.key.value === 'symbol' && item.key.value.description === '<<'))) {
+        // yaml checks merge sources only when it builds the JavaScript values, and then says nowhere where.
+        const source = item.value as YamlNode | null;
+        checkMergeSource(source, (item.key as YamlNode).range?.[0] ?? 0, doc, file, lc);
+        // An inline mapping merged in: its keys' positions are those of the merged values, unless written here too.
+        const merged: Positions = new Map();
+        if (source && !isAlias(source)) recordPositions(source, at, file, lc, merged, doc);
+        if (isMap(source)) for (const [k, p] of merged) if (k !== at && !positions.has(k)) positions.set(k, p);
+        continue;
+      }
       const key = isScalar(item.key) ? String(item.key.value) : undefined;
       if (key === undefined || key === '<<') continue;
       const child = at === '' ? key : `${at}.${key}`;
@@ -137,7 +157,7 @@ function recordPositions(node: YamlNode | null, at: string, file: string, lc: Li
         positions.set(child, { file, line: p.line, col: p.col });
       }
       const value = item.value as YamlNode | null;
-      if (value && !isAlias(value)) recordPositions(value, child, file, lc, positions);
+      if (value && !isAlias(value)) recordPositions(value, child, file, lc, positions, doc);
       if (value && value.range && (isScalar(value) || isAlias(value))) {
         const p = lc.linePos(value.range[0]);
         positions.set(`${child}#value`, { file, line: p.line, col: p.col });
@@ -152,9 +172,19 @@ function recordPositions(node: YamlNode | null, at: string, file: string, lc: Li
         positions.set(child, { file, line: p.line, col: p.col });
         positions.set(`${child}#value`, { file, line: p.line, col: p.col });
       }
-      if (n && !isAlias(n)) recordPositions(n, child, file, lc, positions);
+      if (n && !isAlias(n)) recordPositions(n, child, file, lc, positions, doc);
     });
   }
+}
+
+/** A merge key (`<<`) takes a mapping, an alias of one, or a list of those, as yaml requires when it merges. */
+function checkMergeSource(value: YamlNode | null, keyOffset: number, doc: Document, file: string, lc: LineCounter): void {
+  const resolve = (n: unknown) => (isAlias(n) ? n.resolve(doc) : n);
+  const source = resolve(value);
+  const ok = isMap(source) || (isSeq(source) && source.items.every((it) => isMap(resolve(it))));
+  if (ok) return;
+  const p = lc.linePos(keyOffset);
+  throw new PlanError('invalid YAML: a merge key (<<) takes a mapping, an alias of one, or a list of them', { file, line: p.line, col: p.col });
 }
 
 function interpolateTree(doc: Document, env: Environment, file: string, positions: Positions, _path: string[]): Json {
@@ -162,7 +192,7 @@ function interpolateTree(doc: Document, env: Environment, file: string, position
   try {
     js = doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
-    throw new PlanError(`invalid YAML: ${(err as Error).message}`, { file, line: 1, col: 1 }, { cause: err });
+    throw new PlanError(`invalid YAML: ${printable((err as Error).message)}`, { file, line: 1, col: 1 }, { cause: err });
   }
   // Mappings and lists being walked: an alias to one of them from inside it makes a circular tree.
   const ancestors = new Set<object>();
@@ -172,12 +202,13 @@ function interpolateTree(doc: Document, env: Environment, file: string, position
         return interpolate(value, env);
       } catch (err) {
         // The message names the path, never the value: it may hold a secret.
-        if (err instanceof InterpolationError) throw new PlanError(`${at}: ${err.message}`, positions.get(`${at}#value`) ?? positions.get(at) ?? { file });
+        // A value merged in with `<<` has no position of its own: the nearest enclosing one that has.
+        if (err instanceof InterpolationError) throw new PlanError(printable(`${at || 'the document'}: ${err.message}`), posNear(at, positions) ?? positions.get('') ?? { file, line: 1, col: 1 });
         throw err;
       }
     }
     if (value && typeof value === 'object' && !(value instanceof Date)) {
-      if (ancestors.has(value)) throw new PlanError(`invalid YAML: ${at} is an alias of a mapping or list that contains it (a circular reference)`, posNear(at, positions) ?? { file, line: 1, col: 1 });
+      if (ancestors.has(value)) throw new PlanError(`invalid YAML: ${printable(at)} is an alias of a mapping or list that contains it (a circular reference)`, posNear(at, positions) ?? { file, line: 1, col: 1 });
       ancestors.add(value);
       try {
         if (Array.isArray(value)) return value.map((v, i) => walk(v, `${at}.${i}`));
@@ -290,7 +321,19 @@ interface Ctx {
 }
 
 function fieldError(at: string, problem: string, positions: Positions, file: string): PlanError {
-  return new PlanError(`${at}: ${problem}`, posNear(at, positions) ?? { file });
+  return new PlanError(printable(`${at}: ${problem}`), posNear(at, positions) ?? { file });
+}
+
+/** A value as an error message shows it: JSON, YAML's words for infinite numbers (JSON has none), long ones cut. */
+function shown(v: Json | undefined): string {
+  const text = typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf') : JSON.stringify(v) ?? 'nothing';
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+/** Control characters (a key or a value with a newline, a tab, a CR) written as escapes: an error stays one line. */
+export function printable(text: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The position of a path, else of its nearest ancestor that has one (`env_file.0` of a one-string env_file). */
@@ -347,7 +390,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
     environment[k] = { value, sensitive: isSecretKey(k) || (value !== null && URL_CREDENTIALS.test(value)) };
   }
 
-  const ports = asList(svc['ports']).map((p, i) => parsePort(p, () => err(`ports.${i}`, `${JSON.stringify(p)} is not a port mapping`)));
+  const ports = asList(svc['ports']).map((p, i) => parsePort(p, () => err(`ports.${i}`, `${shown(p)} is not a port mapping`)));
   const healthcheck = parseHealthcheck(svc['healthcheck'], err);
 
   const deploy = isMapping(svc['deploy']) ? svc['deploy'] : {};
@@ -357,13 +400,13 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   const cpus = (v: Json | undefined, sub: string) => {
     if (v === undefined || v === null) return undefined;
     const n = parseCpus(v);
-    if (n === undefined) throw err(sub, `${JSON.stringify(v)} is not a number of CPUs`);
+    if (n === undefined) throw err(sub, `${shown(v)} is not a number of CPUs`);
     return n;
   };
   const size = (v: Json | undefined, sub: string) => {
     if (v === undefined || v === null) return undefined;
     const n = parseSize(v);
-    if (n === undefined) throw err(sub, `${JSON.stringify(v)} is not a size`);
+    if (n === undefined) throw err(sub, `${shown(v)} is not a size`);
     return n;
   };
   // 0 means no limit, as in compose and docker.
@@ -380,14 +423,14 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   let stopGracePeriodMs: number | undefined;
   if (svc['stop_grace_period'] !== undefined && svc['stop_grace_period'] !== null) {
     stopGracePeriodMs = parseDuration(svc['stop_grace_period']);
-    if (stopGracePeriodMs === undefined) throw err('stop_grace_period', `${JSON.stringify(svc['stop_grace_period'])} is not a duration`);
+    if (stopGracePeriodMs === undefined) throw err('stop_grace_period', `${shown(svc['stop_grace_period'])} is not a duration`);
   }
 
   const updateConfig = parseUpdateConfig(deploy['update_config'], (sub, problem) => err(`deploy.update_config${sub ? `.${sub}` : ''}`, problem));
 
   const bindMounts: BindMount[] = [];
   for (const [i, v] of asList(svc['volumes']).entries()) {
-    const m = parseBindMount(v, ctx.projectDirectory, () => err(`volumes.${i}`, `${JSON.stringify(v)} is not a volume`));
+    const m = parseBindMount(v, ctx.projectDirectory, () => err(`volumes.${i}`, `${shown(v)} is not a volume`));
     if (m) bindMounts.push(m);
   }
 
@@ -404,7 +447,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
   const dependsOn = Array.isArray(dependsRaw) ? dependsRaw.map(String) : isMapping(dependsRaw) ? Object.keys(dependsRaw) : [];
   const replicasRaw = deploy['replicas'] ?? svc['scale'];
   const replicas = replicasRaw === undefined || replicasRaw === null ? 1 : Number(replicasRaw);
-  if (!Number.isInteger(replicas) || replicas < 0) throw err('deploy.replicas', `${JSON.stringify(replicasRaw)} is not a whole number`);
+  if (!Number.isInteger(replicas) || replicas < 0) throw err('deploy.replicas', `${shown(replicasRaw)} is not a whole number`);
   const restart = typeof svc['restart'] === 'string' ? svc['restart'] : undefined;
 
   return {
@@ -490,12 +533,12 @@ function parseHealthcheck(v: Json | undefined, err: (sub: string, problem: strin
     const x = v[key];
     if (x === undefined || x === null) return dflt;
     const ms = parseDuration(x);
-    if (ms === undefined) throw err(`healthcheck.${key}`, `${JSON.stringify(x)} is not a duration`);
+    if (ms === undefined) throw err(`healthcheck.${key}`, `${shown(x)} is not a duration`);
     return ms;
   };
   const retriesRaw = v['retries'];
   const retries = retriesRaw === undefined || retriesRaw === null ? 3 : Number(retriesRaw);
-  if (!Number.isInteger(retries) || retries < 0) throw err('healthcheck.retries', `${JSON.stringify(retriesRaw)} is not a whole number`);
+  if (!Number.isInteger(retries) || retries < 0) throw err('healthcheck.retries', `${shown(retriesRaw)} is not a whole number`);
   return { test, intervalMs: dur('interval', 30_000), timeoutMs: dur('timeout', 30_000), retries, startPeriodMs: dur('start_period', 0) };
 }
 
@@ -518,20 +561,20 @@ function parseUpdateConfig(v: Json | undefined, err: (sub: string, problem: stri
     const x = v[key];
     if (x === undefined || x === null) return dflt;
     const n = Number(x);
-    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw err(key, `${JSON.stringify(x)} is not a ${integer ? 'whole ' : ''}number`);
+    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw err(key, `${shown(x)} is not a ${integer ? 'whole ' : ''}number`);
     return n;
   };
   const dur = (key: string, dflt: number) => {
     const x = v[key];
     if (x === undefined || x === null) return dflt;
     const ms = parseDuration(x);
-    if (ms === undefined) throw err(key, `${JSON.stringify(x)} is not a duration`);
+    if (ms === undefined) throw err(key, `${shown(x)} is not a duration`);
     return ms;
   };
   const failureAction = v['failure_action'] ?? 'rollback';
-  if (failureAction !== 'rollback' && failureAction !== 'pause' && failureAction !== 'continue') throw err('failure_action', `${JSON.stringify(failureAction)} is not one of rollback, pause, continue`);
+  if (failureAction !== 'rollback' && failureAction !== 'pause' && failureAction !== 'continue') throw err('failure_action', `${shown(failureAction)} is not one of rollback, pause, continue`);
   const order = v['order'] ?? 'stop-first';
-  if (order !== 'stop-first' && order !== 'start-first') throw err('order', `${JSON.stringify(order)} is not one of stop-first, start-first`);
+  if (order !== 'stop-first' && order !== 'start-first') throw err('order', `${shown(order)} is not one of stop-first, start-first`);
   return {
     parallelism: num('parallelism', 1, true),
     delayMs: dur('delay', 0),
@@ -567,17 +610,17 @@ function readExtension(v: Json | undefined, positions: Positions, file: string):
   if (!isMapping(v)) throw fieldError('x-arena-deploy', 'must be a mapping', positions, file);
   const known = (at: string, m: JsonMap, keys: Set<string>) => {
     const unknown = Object.keys(m).filter((k) => !keys.has(k));
-    if (unknown.length > 0) throw new PlanError(`${at}: unknown keys: ${unknown.join(', ')}`, positions.get(`${at}.${unknown[0]}`) ?? { file });
+    if (unknown.length > 0) throw new PlanError(printable(`${at}: unknown keys: ${unknown.map((k) => (/^[\w.-]+$/.test(k) ? k : JSON.stringify(k))).join(', ')}`), positions.get(`${at}.${unknown[0]}`) ?? posNear(`${at}.${unknown[0]}`, positions) ?? { file });
   };
   known('x-arena-deploy', v, ARENA_KEYS);
   const services = v['services'];
-  if (services !== undefined && typeof services !== 'string') throw fieldError('x-arena-deploy.services', 'must be a glob string such as "web-*"', positions, file);
+  if (services !== undefined && (typeof services !== 'string' || /[\u0000-\u001f\u007f]/.test(services))) throw fieldError('x-arena-deploy.services', 'must be a glob string such as "web-*"', positions, file);
   const stateful = v['stateful'];
   if (stateful !== undefined && !(Array.isArray(stateful) && stateful.every((s) => typeof s === 'string'))) throw fieldError('x-arena-deploy.stateful', 'must be a list of service names', positions, file);
   const size = (at: string, x: Json | undefined) => {
     if (x === undefined || x === null) return undefined;
     const n = parseSize(x);
-    if (n === undefined) throw fieldError(at, `${JSON.stringify(x)} is not a size`, positions, file);
+    if (n === undefined) throw fieldError(at, `${shown(x)} is not a size`, positions, file);
     return n;
   };
   let host: ArenaExtension['host'];
@@ -586,7 +629,7 @@ function readExtension(v: Json | undefined, positions: Positions, file: string):
     if (!isMapping(h)) throw fieldError('x-arena-deploy.host', 'must be a mapping with cpus and memory', positions, file);
     known('x-arena-deploy.host', h, HOST_KEYS);
     const cpus = h['cpus'] === undefined || h['cpus'] === null ? undefined : parseCpus(h['cpus']);
-    if (h['cpus'] !== undefined && h['cpus'] !== null && !cpus) throw fieldError('x-arena-deploy.host.cpus', `${JSON.stringify(h['cpus'])} is not a number of CPUs`, positions, file);
+    if (h['cpus'] !== undefined && h['cpus'] !== null && !cpus) throw fieldError('x-arena-deploy.host.cpus', `${shown(h['cpus'])} is not a number of CPUs`, positions, file);
     host = { cpus, memoryBytes: size('x-arena-deploy.host.memory', h['memory']), reserveMemoryBytes: size('x-arena-deploy.host.reserve-memory', h['reserve-memory']) };
   }
   let memoryModel: ArenaExtension['memoryModel'];

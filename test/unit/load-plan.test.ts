@@ -207,4 +207,45 @@ describe('bad input found by the property test (test/unit/property-bad-input.tes
     // A mapping without a prototype used to make String() throw a TypeError here.
     expect(s.dependsOn).toEqual(['[object Object]']);
   });
+
+  it('a mapping or a list as a mapping key is a PlanError at the key, not a warning on stderr', () => {
+    expect(errorOf('services:\n  web-1:\n    image: x\n    labels:\n      ? [a, b]\n      : c\n')).toEqual(
+      new PlanError('invalid YAML: a mapping key must be a plain value, not a mapping or a list', { file: '/p/c.yml', line: 5, col: 9 }),
+    );
+  });
+
+  it('a merge key with something else than mappings is a PlanError on the line of the <<, not at 1:1', () => {
+    expect(errorOf('x-a: &a 5\nservices:\n  web-1:\n    image: x\n    labels:\n      <<: *a\n')).toEqual(
+      new PlanError('invalid YAML: a merge key (<<) takes a mapping, an alias of one, or a list of them', { file: '/p/c.yml', line: 6, col: 7 }),
+    );
+    expect(errorOf('services:\n  web-1:\n    <<:\n      - image: x\n      - [1]\n')).toEqual(
+      new PlanError('invalid YAML: a merge key (<<) takes a mapping, an alias of one, or a list of them', { file: '/p/c.yml', line: 3, col: 5 }),
+    );
+  });
+
+  it('errors stay one line when the file has newlines, tabs or CRs where they do not belong', () => {
+    // A service name compose refuses; it also ended up verbatim in the planner's messages.
+    expect(errorOf('services:\n  "web\\n2":\n    image: x\n')).toEqual(
+      new PlanError('services: "web\\n2" is not a valid service name (compose allows only letters, digits, ".", "_" and "-")', { file: '/p/c.yml', line: 2, col: 3 }),
+    );
+    expect(errorOf('x-arena-deploy:\n  services: "web-*\\n"\nservices:\n  web-1:\n    image: x\n')).toEqual(new PlanError('x-arena-deploy.services: must be a glob string such as "web-*"', { file: '/p/c.yml', line: 2, col: 13 }));
+    // yaml quotes the source in some of its messages.
+    expect((errorOf('services: "x\\\r"\n') as Error).message).toBe('/p/c.yml:1:13: invalid YAML: Invalid escape sequence \\\\r');
+    expect((errorOf('services:\n  web-1:\n    image: "${\rTAG}"\n') as Error).message).toBe('/p/c.yml:3:12: services.web-1.image: invalid interpolation format: "${\\rTAG}" is not a variable expression');
+  });
+
+  it('a value merged in with << has a position: its own, else the nearest enclosing one', () => {
+    expect(errorOf('services:\n  web-1:\n    <<: { image: "app:${TAG:?set TAG}" }\n')).toEqual(
+      new PlanError('services.web-1.image: required variable TAG is missing a value: set TAG', { file: '/p/c.yml', line: 3, col: 18 }),
+    );
+    expect(errorOf('services:\n  web-1:\n    <<: [{ image: "app:${TAG:?set TAG}" }]\n')).toEqual(
+      new PlanError('services.web-1.image: required variable TAG is missing a value: set TAG', { file: '/p/c.yml', line: 2, col: 3 }),
+    );
+    expect(errorOf('"${X:?set X}"\n')).toEqual(new PlanError('the document: required variable X is missing a value: set X', { file: '/p/c.yml', line: 1, col: 1 }));
+  });
+
+  it('shows infinite numbers as YAML writes them, and empty keys quoted', () => {
+    expect((errorOf('services:\n  web-1:\n    image: x\n    cpus: .inf\n') as Error).message).toBe('/p/c.yml:4:11: services.web-1.cpus: .inf is not a number of CPUs');
+    expect((errorOf('x-arena-deploy:\n  "": 1\nservices:\n  web-1:\n    image: x\n') as Error).message).toBe('/p/c.yml:2:3: x-arena-deploy: unknown keys: ""');
+  });
 });
