@@ -1,5 +1,6 @@
 /** The edge of the analysis: reads the nginx configs a plan mounts and finds the host's capacity, then runs the pure rules. */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { readRegularFile } from '../plan/load-plan.js';
 import path from 'node:path';
 import { PlanError } from '../errors.js';
 import type { EngineClient, EngineInfo } from '../engine/engine-client.js';
@@ -48,7 +49,7 @@ export function readNginxConfigs(plan: Plan, fs: { readFile: (f: string) => stri
 }
 
 const realFs = {
-  readFile: (f: string) => readFileSync(f, 'utf8'),
+  readFile: readRegularFile,
   list: (d: string) => {
     try {
       return statSync(d).isDirectory() ? readdirSync(d).sort() : undefined;

@@ -215,8 +215,10 @@ function report(err: unknown, io: IO, debug: boolean, secrets: Set<string>): num
   const say = (s: string) => io.stderr.write(`${redactText(s, secrets)}\n`);
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
-    const message = err.message.replace(/^error: /, '');
-    say(`error: ${message}${/\.$/.test(message) ? '' : '.'} See \`arena-deploy --help\`.`);
+    // commander puts its suggestion on a line of its own: one sentence, one line.
+    const lines = err.message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const message = lines.join(' ').replace(/ \(Did you mean (\S+)\?\)$/, ': did you mean $1?');
+    say(`error: ${message}${/[.?]$/.test(message) ? '' : '.'} See \`arena-deploy --help\`.`);
     return ExitCode.usage;
   }
   if (err instanceof ArenaError) {

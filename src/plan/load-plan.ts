@@ -1,5 +1,22 @@
 /** Reads compose files into a typed Plan: YAML with positions, merge keys, interpolation, several `-f` files. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+
+/** Why a file could not be read, in words. */
+export function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'does not exist';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'ENOTREG') return 'is not a regular file';
+  if (code === 'EACCES' || code === 'EPERM') return 'cannot be read: permission denied';
+  return `cannot be read (${code ?? (e as Error).message})`;
+}
+
+/** Reads a plan, env file or config: regular files only (a FIFO or /dev/zero would hang the loader, or fill memory). */
+export function readRegularFile(file: string): string {
+  const st = statSync(file);
+  if (!st.isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: st.isDirectory() ? 'EISDIR' : 'ENOTREG' });
+  return readFileSync(file, 'utf8');
+}
 import path from 'node:path';
 import os from 'node:os';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, isAlias, isPair, type Node as YamlNode, type Document } from 'yaml';
@@ -32,7 +49,7 @@ const MODEL_KEYS = new Set(['base', 'per-worker', 'overhead']);
 /** Loads and normalizes a plan from its files; throws PlanError with file:line:col on bad input. */
 export function loadPlan(options: LoadPlanOptions): Plan {
   if (options.files.length === 0) throw new PlanError('no compose file given');
-  const readFile = options.readFile ?? ((f: string) => readFileSync(f, 'utf8'));
+  const readFile = options.readFile ?? readRegularFile;
   const files = options.files.map((f) => path.resolve(f));
   const projectDirectory = path.resolve(options.projectDirectory ?? path.dirname(files[0] as string));
   const baseEnv = options.env ?? process.env;
@@ -376,7 +393,7 @@ function normalizeService(name: string, raw: Json, ctx: Ctx): ServicePlan {
       text = ctx.readFile(abs);
     } catch (e) {
       if (!required) continue;
-      throw err(`env_file.${i}`, `env file ${p} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw err(`env_file.${i}`, `env file ${p} ${readFailure(e)}`);
     }
     envFiles.push(abs);
     for (const [k, v] of Object.entries(parseDotEnv(text))) environment[k] = { value: v, sensitive: true };

@@ -131,12 +131,13 @@ export function planRollout(input: PlanRolloutInput): RolloutPlan {
   const { target, current, live, policy } = input;
   const warnings: string[] = [];
   const glob = policy.services ?? target.extension.services ?? 'web-*';
+  const origin = policy.services !== undefined ? '--services' : target.extension.services !== undefined ? 'x-arena-deploy.services' : 'The default --services';
   const targetNames = Object.keys(target.services).sort(naturalCompare);
   for (const g of splitGlobs(glob)) {
     const literal = !/[*?{]/.test(g);
     const re = globToRegExp(g);
-    if (literal && !target.services[g]) throw new ValidationError(`--services names "${g}", which the target plan ${target.files.join(', ')} does not define (it has ${targetNames.join(', ')}).`);
-    if (!literal && !targetNames.some((n) => re.test(n))) throw new ValidationError(`--services "${g}" matches no service of the target plan (it has ${targetNames.join(', ')}).`);
+    if (literal && !target.services[g]) throw new ValidationError(`${origin} names "${g}", which the target plan ${target.files.join(', ')} does not define (it has ${targetNames.join(', ')}).`);
+    if (!literal && !targetNames.some((n) => re.test(n))) throw new ValidationError(`${origin} "${g}" matches no service of the target plan (it has ${targetNames.join(', ')})${origin === '--services' ? '' : ': name the services to roll one at a time with --services or x-arena-deploy.services'}.`);
   }
   const liveBy = new Map<string, ContainerSummary[]>();
   for (const c of live) liveBy.set(c.service, [...(liveBy.get(c.service) ?? []), c]);
