@@ -8,6 +8,7 @@ export const ExitCode = {
   rolledBack: 5,
   rollbackFailed: 6,
   interrupted: 130,
+  hangup: 129,
   terminated: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

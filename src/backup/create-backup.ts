@@ -216,7 +216,13 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
   } catch (err) {
     throw new ArenaError(`The backup ${dir} has no readable manifest.json: it is incomplete.`, ExitCode.validation, { cause: err });
   }
-  if (manifest.version !== BACKUP_MANIFEST_VERSION) throw new ArenaError(`The backup ${dir} has manifest version ${String(manifest.version)}, which this arena-deploy does not know.`, ExitCode.validation);
+  if (manifest?.version !== BACKUP_MANIFEST_VERSION) throw new ArenaError(`The backup ${dir} has manifest version ${String(manifest?.version)}, which this arena-deploy does not know.`, ExitCode.validation);
+  const file = (f: unknown) => typeof (f as BackupFile)?.stored === 'string' && typeof (f as BackupFile).sha256 === 'string' && !path.isAbsolute((f as BackupFile).stored) && !(f as BackupFile).stored.split(/[\\/]/).includes('..');
+  const complete =
+    typeof manifest.project === 'string' && manifest.project !== '' && typeof manifest.projectDirectory === 'string' && typeof manifest.createdAt === 'string' &&
+    Array.isArray(manifest.composeFiles) && manifest.composeFiles.length > 0 && manifest.composeFiles.every(file) &&
+    Array.isArray(manifest.referencedFiles) && manifest.referencedFiles.every(file) && Array.isArray(manifest.skipped) && file(manifest.inspect);
+  if (!complete) throw new ArenaError(`The backup ${dir} has a manifest.json without the fields a restore needs: it is incomplete or not an arena-deploy backup.`, ExitCode.validation);
   for (const f of [...manifest.composeFiles, ...manifest.referencedFiles, manifest.inspect]) {
     let data: Buffer;
     try {

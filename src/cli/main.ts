@@ -56,7 +56,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   let signals = 0;
   let received: NodeJS.Signals | undefined;
   /** 128 + the signal's number, as a shell reports a process killed by it. */
-  const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted);
+  const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : received === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted);
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
     received ??= sig;
@@ -69,9 +69,17 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     }
   };
   const installSignals = !overrides.io;
+  // A closed stdout or stderr (`| head`, an ssh session gone) must not kill a rollout halfway: writes are dropped instead.
+  const onStreamError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'EIO') throw err;
+  };
   if (installSignals) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The jump box's ssh session dropping: the same as SIGTERM (the rollout is stopped and rolled back), exit 129.
+    process.on('SIGHUP', onSignal);
+    process.stdout.on('error', onStreamError);
+    process.stderr.on('error', onStreamError);
   }
   const make = overrides.makeContext ?? realContext;
   let ctxCache: Context | undefined;
@@ -207,6 +215,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     if (installSignals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
     }
   }
 }

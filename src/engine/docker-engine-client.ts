@@ -75,7 +75,13 @@ export class DockerEngineClient implements EngineClient {
 
   async ping(): Promise<EngineInfo> {
     return this.call(async (d) => {
-      await withTimeout(d.ping(), 5000, 'ping');
+      try {
+        await withTimeout(d.ping(), 5000, 'ping');
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status !== undefined) throw new EngineUnreachableError(`${this.endpoint} answers HTTP ${status} to a Docker ping: it is not a Docker engine (check DOCKER_HOST).`, { cause: err });
+        throw err;
+      }
       const info = (await withTimeout(d.info(), 10_000, 'info')) as { ServerVersion?: string; NCPU?: number; MemTotal?: number };
       return { endpoint: this.endpoint, serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
     });

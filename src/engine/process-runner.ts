@@ -1,5 +1,6 @@
-/** Runs child processes with argument arrays: the only importer of execa. */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+/** Runs child processes with argument arrays, never shell strings: the only module that starts processes. */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -37,42 +38,80 @@ export class ExecaProcessRunner implements ProcessRunner {
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const shown = [file, ...redactArgv(args, this.secrets())];
     this.debug(`$ ${shown.join(' ')}`);
-    // Output goes to files, not pipes, unless it is streamed: a compose whose reader died (this tool killed with
-    // SIGKILL) would get SIGPIPE on its next progress line and stop halfway through a recreate; with files it finishes.
-    const dir = options.onOutput ? undefined : mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-run-'));
+    return options.onOutput ? this.streamed(shown, file, args, options) : this.toFiles(shown, file, args, options);
+  }
+
+  /**
+   * Output to files whose descriptors the child holds itself, not to pipes this process reads: a compose whose parent
+   * died (this tool SIGKILLed, its terminal gone) would get EPIPE on its next progress line and stop halfway through a
+   * recreate; with files it finishes. (execa copies even `{file}` output through this process, hence node's spawn here.)
+   */
+  private async toFiles(shown: readonly string[], file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-run-'));
+    const out = path.join(dir, 'stdout');
+    const err = path.join(dir, 'stderr');
+    const fds = [openSync(out, 'w', 0o600), openSync(err, 'w', 0o600)];
     try {
-      const child: ResultPromise = execa(file, [...args], {
-        reject: false,
-        stdin: 'ignore',
-        ...(dir ? { stdout: { file: path.join(dir, 'stdout') }, stderr: { file: path.join(dir, 'stderr') } } : {}),
-        timeout: options.timeoutMs,
-        cancelSignal: options.signal,
-        cwd: options.cwd,
-        env: options.env as NodeJS.ProcessEnv | undefined,
-        stripFinalNewline: true,
-        // Its own process group: a Ctrl-C on the terminal reaches this tool, which decides, not a compose halfway through a recreate.
-        detached: true,
-        // And it outlives a forced exit: a compose killed halfway through a recreate leaves a service with no running container.
-        cleanup: false,
+      let timedOut = false;
+      let canceled = false;
+      const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+        const child = spawn(file, [...args], {
+          stdio: ['ignore', fds[0] as number, fds[1] as number],
+          cwd: options.cwd,
+          env: options.env as NodeJS.ProcessEnv | undefined,
+          // Its own process group: a Ctrl-C on the terminal reaches this tool, which decides, not a compose halfway through a recreate.
+          detached: true,
+        });
+        const stop = () => child.kill('SIGTERM');
+        const timer = options.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), options.timeoutMs) : undefined;
+        const onAbort = () => ((canceled = true), stop());
+        options.signal?.addEventListener('abort', onAbort, { once: true });
+        const done = (r: { code: number | null; signal: NodeJS.Signals | null; error?: Error }) => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve(r);
+        };
+        child.once('error', (error) => done({ code: null, signal: null, error }));
+        child.once('exit', (code, signal) => done({ code, signal }));
       });
-      if (options.onOutput) {
-        const forward = (chunk: Buffer | string) => options.onOutput?.(chunk.toString());
-        child.stdout?.on('data', forward);
-        child.stderr?.on('data', forward);
-      }
-      const result = await child;
-      const read = (name: string, piped: unknown) => {
-        if (!dir) return String(piped ?? '');
+      const read = (f: string) => {
         try {
-          return readFileSync(path.join(dir, name), 'utf8').replace(/\n$/, '');
+          return readFileSync(f, 'utf8').replace(/\n$/, '');
         } catch {
           return '';
         }
       };
-      return this.finish(shown, options, result, read('stdout', result.stdout), read('stderr', result.stderr));
+      const stdout = read(out);
+      const stderr = read(err);
+      if (ended.error || ended.code !== 0) {
+        const reason = timedOut ? `timed out after ${options.timeoutMs} ms` : canceled ? 'was cancelled' : ended.signal ? `was killed by ${ended.signal}` : undefined;
+        throw new CommandFailedError(shown, ended.error ? undefined : (ended.code ?? undefined), reason ? `${reason}\n${stderr}` : ended.error ? ended.error.message : stderr, { cause: ended.error });
+      }
+      return { stdout, stderr };
     } finally {
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      for (const fd of fds) closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Output streamed as it comes (the fixture build the demo shows): pipes, through execa. */
+  private async streamed(shown: readonly string[], file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    const child: ResultPromise = execa(file, [...args], {
+      reject: false,
+      stdin: 'ignore',
+      timeout: options.timeoutMs,
+      cancelSignal: options.signal,
+      cwd: options.cwd,
+      env: options.env as NodeJS.ProcessEnv | undefined,
+      stripFinalNewline: true,
+      detached: true,
+      cleanup: false,
+    });
+    const forward = (chunk: Buffer | string) => options.onOutput?.(chunk.toString());
+    child.stdout?.on('data', forward);
+    child.stderr?.on('data', forward);
+    const result = await child;
+    return this.finish(shown, options, result, String(result.stdout ?? ''), String(result.stderr ?? ''));
   }
 
   private finish(shown: readonly string[], options: RunOptions, result: Awaited<ResultPromise>, stdout: string, stderr: string): RunResult {

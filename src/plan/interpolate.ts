@@ -90,7 +90,8 @@ export function parseDotEnv(text: string, env?: Environment): Record<string, str
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$/.exec(line);
+    // compose's dotenv parser also takes YAML-style `KEY: value` lines.
+    const m = /^(?:export\s+)?([^=\s:]+)\s*=\s*(.*)$/.exec(line) ?? /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*):\s+(.*)$/.exec(line);
     if (!m) continue;
     let value = m[2] as string;
     let literal = false;

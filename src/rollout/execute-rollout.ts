@@ -84,7 +84,7 @@ interface RowState {
 }
 
 /** Performs the validate and preflight steps only: the read-only part, also run by --dry-run. */
-export async function checkRollout(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current' | 'live' | 'force'>): Promise<string[]> {
+export async function checkRollout(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current' | 'live' | 'force' | 'priorChanges'>): Promise<string[]> {
   const notes: string[] = [];
   await validateTarget(plan, deps);
   notes.push(...preflight(plan, deps));
@@ -113,10 +113,12 @@ async function validateTarget(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine
   }
 }
 
-function preflight(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'live' | 'force'>): string[] {
+function preflight(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'live' | 'force' | 'priorChanges'>): string[] {
   const step = plan.steps.find((s): s is Extract<Step, { kind: 'preflight' }> => s.kind === 'preflight');
+  // Resuming, the services the interrupted run touched are this run's to fix, not a reason to refuse it.
+  const touched = new Set((deps.priorChanges ?? []).map((c) => c.service));
   const bad = deps.live
-    .filter((c) => step?.services.includes(c.service))
+    .filter((c) => step?.services.includes(c.service) && !touched.has(c.service))
     .filter((c) => c.state !== 'running' || c.health === 'unhealthy')
     .map((c) => `${c.service} (${c.state === 'running' ? c.health : c.state})`);
   if (bad.length === 0) return [];

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PreflightError } from '../errors.js';
 
 /** Version of a journal line's format. */
 export const JOURNAL_VERSION = 1;
@@ -24,6 +25,8 @@ export interface RolloutStarted {
   readonly kind?: 'rollout' | 'rollback';
   /** The interrupted rollout this one resumes (`rollout --resume`). */
   readonly resumes?: string;
+  /** The host's boot id when it started: after a reboot its pid may name another process. */
+  readonly boot?: string;
 }
 
 /** Written during a rollout: the backup it wrote, and each service just before it is changed. */
@@ -90,6 +93,14 @@ async function endsWithNewline(handle: fs.FileHandle, size: number): Promise<boo
   return buf[0] === 0x0a;
 }
 
+/** Whether a parsed line has what its readers use (a line can be JSON and still be cut short or hand-edited). */
+function wellFormed(r: JournalRecord): boolean {
+  const str = (v: unknown) => typeof v === 'string';
+  if (r.type === 'rollout-started') return str(r.at) && str(r.user) && str(r.host) && typeof r.pid === 'number' && str(r.project) && Array.isArray(r.plan) && r.plan.every(str) && str(r.planHash);
+  if (r.type === 'rollout-finished') return str(r.outcome) && typeof r.durationMs === 'number' && Array.isArray(r.changed);
+  return r.step === 'backup' ? str(r.backup) : str(r.service);
+}
+
 /** Parses journal text; unreadable lines are skipped and reported, the others stay readable. */
 export function parseJournal(text: string): JournalRead {
   const records: JournalRecord[] = [];
@@ -98,7 +109,7 @@ export function parseJournal(text: string): JournalRead {
     if (line.trim() === '') return;
     try {
       const r = JSON.parse(line) as JournalRecord;
-      if (r && TYPES.has(r.type) && typeof r.id === 'string') records.push(r);
+      if (r && TYPES.has(r.type) && typeof r.id === 'string' && wellFormed(r)) records.push(r);
       else skipped.push(i + 1);
     } catch {
       skipped.push(i + 1);
@@ -114,7 +125,7 @@ export async function readJournal(stateDir: string): Promise<JournalRead> {
     text = await fs.readFile(journalFile(stateDir), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], skippedLines: [] };
-    throw err;
+    throw new PreflightError(`Cannot read the journal ${journalFile(stateDir)}: ${(err as NodeJS.ErrnoException).code === 'ENOTDIR' ? `${stateDir} is not a folder` : (err as Error).message}. Pass --state-dir to use another state folder.`, { cause: err });
   }
   return parseJournal(text);
 }
@@ -166,11 +177,21 @@ const SETTLING = new Set(['succeeded', 'rolled-back', 'interrupted', 'restored']
 export function isUnfinished(entry: RolloutEntry): boolean {
   if (entry.finished) return false;
   if (entry.started.host !== os.hostname()) return false;
-  return !processAlive(entry.started.pid);
+  return !processAlive(entry.started.pid, entry.started.boot);
 }
 
-/** Whether a process of this host runs (EPERM: it does, as another user). */
-export function processAlive(pid: number): boolean {
+/** This boot of the host (Linux): a pid recorded in an earlier boot names no process of ours, whatever runs under it now. */
+export function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process of this host runs (EPERM: it does, as another user); never when it was recorded in another boot. */
+export function processAlive(pid: number, boot?: string): boolean {
+  if (boot && bootId() && boot !== bootId()) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -197,8 +218,9 @@ export function openRollouts(entries: readonly RolloutEntry[], project?: string)
 }
 
 /** Who runs this process, for the journal. */
-export function whoAmI(): { user: string; host: string; pid: number } {
-  return { user: os.userInfo().username, host: os.hostname(), pid: process.pid };
+export function whoAmI(): { user: string; host: string; pid: number; boot?: string } {
+  const boot = bootId();
+  return { user: os.userInfo().username, host: os.hostname(), pid: process.pid, ...(boot ? { boot } : {}) };
 }
 
 /** What a rollout records while it runs (the executor's view of the journal). */

@@ -3,7 +3,7 @@ import { promises as fs, constants as fsc, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LockError } from '../errors.js';
-import { processAlive } from './journal.js';
+import { bootId, processAlive } from './journal.js';
 
 /** What a lock file says. */
 export interface LockInfo {
@@ -14,6 +14,8 @@ export interface LockInfo {
   readonly plan: readonly string[];
   /** The journal id of the rollout (or rollback) holding it. */
   readonly rollout?: string;
+  /** The host's boot id: a lock from an earlier boot is stale whatever process has its pid now. */
+  readonly boot?: string;
 }
 
 /** A held lock; release() removes it. */
@@ -46,7 +48,8 @@ export async function acquireLock(dir: string, project: string, plan: readonly s
   } catch (err) {
     throw new LockError(`Cannot create the lock folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOTDIR' || (err as NodeJS.ErrnoException).code === 'EEXIST' ? 'a file is in the way' : (err as Error).message}. Nothing was changed.`, { cause: err });
   }
-  const info: LockInfo = { pid: process.pid, user: os.userInfo().username, host: os.hostname(), since: new Date().toISOString(), plan, ...(opts.rollout ? { rollout: opts.rollout } : {}) };
+  const boot = bootId();
+  const info: LockInfo = { pid: process.pid, user: os.userInfo().username, host: os.hostname(), since: new Date().toISOString(), plan, ...(opts.rollout ? { rollout: opts.rollout } : {}), ...(boot ? { boot } : {}) };
   let tookOver: HeldLock['tookOver'];
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -108,7 +111,7 @@ async function readHolder(file: string): Promise<LockInfo | undefined> {
 
 /** Whether the process holding a lock is known to be gone: same host, no such pid. */
 export function isStale(holder: LockInfo): boolean {
-  return holder.host === os.hostname() && !processAlive(holder.pid);
+  return holder.host === os.hostname() && !processAlive(holder.pid, holder.boot);
 }
 
 function takeOverReason(holder: LockInfo | undefined, opts: LockOptions): string | undefined {

@@ -1,6 +1,6 @@
 /** Keeping secrets out of everything the tool prints. */
 
-const SECRET_KEY = /(SECRET|PASSW(OR)?D|PASSWD|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL|AUTH|SESSION_KEY|DSN)/i;
+const SECRET_KEY = /(SECRET|PASSW(OR)?D|PASSWD|PASSPHRASE|TOKEN|(^|_)KEY$|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL|AUTH|SESSION_KEY|SALT|DSN)/i;
 
 /** Whether an environment variable's name looks like it holds a secret. */
 export function isSecretKey(key: string): boolean {

@@ -36,3 +36,9 @@ describe('parseDotEnv', () => {
     expect(parseDotEnv('# c\nA=1\nexport B="two words"\nC=\'x y\'\nD=plain # note\n\nbad line\n')).toEqual({ A: '1', B: 'two words', C: 'x y', D: 'plain' });
   });
 });
+
+describe("env files in compose's YAML-like form", () => {
+  it('reads KEY: value lines too, so their values are known (and masked)', () => {
+    expect(parseDotEnv('DJANGO_SECRET_KEY: colon-value\nPLAIN=1\n# c: d\n')).toEqual({ DJANGO_SECRET_KEY: 'colon-value', PLAIN: '1' });
+  });
+});

@@ -50,6 +50,15 @@ describe('the lock', () => {
     await broken.release();
   });
 
+  it('a lock from an earlier boot is stale even when its pid is taken by a live process now', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'arena.lock'), JSON.stringify(holder({ pid: process.pid, boot: 'an-earlier-boot' })));
+    await expect(checkLock(dir, 'arena')).rejects.toThrow(/holds a stale lock/);
+    const taken = await acquireLock(dir, 'arena', ['/p.yml'], { breakLock: true });
+    expect(taken.tookOver?.why).toMatch(/is gone; --break-lock/);
+    await taken.release();
+  });
+
   it('a lock held from another host cannot be checked: refused, and taken over only with --break-lock', async () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, 'arena.lock'), JSON.stringify(holder({ host: 'jumpbox-2', pid: process.pid })));

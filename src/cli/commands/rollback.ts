@@ -1,5 +1,5 @@
 /** `arena-deploy rollback [--to BACKUP]`: bring the fleet back to a backup's config, after checking the backup is whole. */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RollbackFailedError, UsageError } from '../../errors.js';
 import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
@@ -22,7 +22,8 @@ export interface RollbackOptions {
 async function newestBackup(root: string, project: string): Promise<string> {
   const dir = path.join(root, 'backups', project);
   const names = await fs.readdir(dir).catch(() => [] as string[]);
-  const newest = names.filter((n) => /^\d{8}T\d{9}Z/.test(n)).sort().pop();
+  // A folder without manifest.json is a backup that never finished (the tool killed while writing it): not a candidate.
+  const newest = names.filter((n) => /^\d{8}T\d{9}Z/.test(n) && existsSync(path.join(dir, n, 'manifest.json'))).sort().pop();
   if (!newest) throw new UsageError(`No backup of ${project} in ${dir}: name one with --to BACKUP_DIR.`);
   return path.join(dir, newest);
 }

@@ -172,7 +172,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   if (errors.length && opts.force) {
     ctx.io.stderr.write(`\nWARNING: --force: rolling out a plan with ${errors.length} analysis error${errors.length === 1 ? '' : 's'}:\n${errors.map((e) => `  ${e.rule} [${e.services.join(', ') || 'host'}]: ${e.message}`).join('\n')}\n\n`);
   }
-  const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force) };
+  const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force), priorChanges };
 
   if (opts.dryRun) {
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
@@ -213,6 +213,21 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   let result: RolloutResult;
   try {
     const entry = await beginEntry(state, plan.project, plan.targetFiles, { id, resumes: resuming?.entry.started.id });
+    // The journal failing mid-rollout (the disk filled up, went read-only) stops nothing: the rollout goes on, and says so once.
+    let journalWarned = false;
+    const journalTrouble = (err: unknown) => {
+      if (journalWarned) return;
+      journalWarned = true;
+      ctx.io.stderr.write(`warning: cannot write the journal in ${state} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the rollout goes on, but if it is killed now, --resume cannot continue it.\n`);
+    };
+    if (resuming) {
+      // The resume carries the interrupted run's backup and changes forward: a resume killed in turn resumes from them too.
+      if (existingBackup) await entry.step({ step: 'backup', backup: existingBackup.dir });
+      for (const c of resuming.entry.changing) {
+        await entry.step({ step: 'changing', service: c.service, change: c.change });
+        if (!resuming.entry.inFlight.includes(c.service)) await entry.step({ step: 'done', service: c.service });
+      }
+    }
     if (resuming) {
       ctx.io.stderr.write(`Resuming rollout ${resuming.entry.started.id} of ${plan.project} on ${info.endpoint} to ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}${existingBackup ? `, with its backup ${existingBackup.dir}` : ''}${priorChanges.length ? `; it had changed ${compactList(priorChanges.map((c) => c.service))}` : ''}\n`);
     } else {
@@ -229,7 +244,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         progress: ctx.io.stderr,
         redact,
         pollMs: opts.pollMs,
-        journal: (r) => entry.step(r),
+        journal: (r) => entry.step(r).catch((err: unknown) => journalTrouble(err)),
         existingBackup,
         priorChanges,
         engineRestarts: () => engineBack,
@@ -239,15 +254,17 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
       await entry.finish({ outcome: 'not-started', durationMs: 0, changed: [], backup: null, verdict: redact(err instanceof Error ? err.message : String(err)) }).catch(() => {});
       throw err;
     }
-    await entry.finish({
+    await entry
+      .finish({
       outcome: result.outcome,
       durationMs: result.durationMs,
       changed: result.services.filter((x) => ['updated', 'created', 'retired', 'updated earlier', 'retired earlier', 'rolled back', 'removed (rolled back)', 'rollback failed', 'failed'].includes(x.result)).map((x) => x.service),
       backup: result.backupDir ?? null,
       verdict: redact(result.verdict),
-    });
+      })
+      .catch((err: unknown) => journalTrouble(err));
   } finally {
-    await lock.release();
+    await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
   ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
   if (engineBack > 0) {

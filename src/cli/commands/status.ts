@@ -82,13 +82,19 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
   const containers = await ctx.engine.listProject(opts.project);
   const now = Date.now();
   // One-shot stats take a second or two each (the engine samples twice): asked for all containers at once.
-  const services: ServiceStatus[] = await Promise.all(
+  // A container recreated meanwhile (a rollout runs) is gone by the time it is inspected: skipped, not an error.
+  const inspected = await Promise.all(
     containers.map(async (c) => {
-      const d = await ctx.engine.inspect(c.id);
+      const d = await ctx.engine.inspect(c.id).catch((err: unknown) => {
+        if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+        throw err;
+      });
+      if (!d) return undefined;
       const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
       return describe(d, memory, now);
     }),
   );
+  const services = inspected.filter((x): x is ServiceStatus => x !== undefined);
   services.sort((a, b) => naturalCompare(a.service, b.service) || naturalCompare(a.container, b.container));
   const lastEntry = entries[entries.length - 1];
   const unfinished = open.map((e) => ({ id: e.started.id, by: `${e.started.user}@${e.started.host}`, at: e.started.at, plan: e.started.plan, backup: e.backup ?? null, changed: e.changing.map((c) => c.service), reason: e.finished ? 'the engine stopped answering' : 'its process is gone' }));
