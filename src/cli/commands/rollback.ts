@@ -6,6 +6,7 @@ import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
 import { acquireLock } from '../../rollout/lock.js';
 import { beginEntry, newEntryId, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
+import { waitForComposeOf } from '../../engine/orphans.js';
 import type { Context } from '../context.js';
 
 /** Flags of `rollback`. */
@@ -47,6 +48,8 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   if (lock.tookOver) ctx.io.stderr.write(`Took over the lock ${lock.file}${lock.tookOver.holder ? ` of ${lock.tookOver.holder.user}@${lock.tookOver.holder.host} (since ${lock.tookOver.holder.since})` : ''}: ${lock.tookOver.why}.\n`);
   const started = ctx.clock.now();
   try {
+    // A killed rollout's compose may still be finishing a recreate: two composes would race for the container names.
+    await waitForComposeOf(project, (l) => ctx.io.stderr.write(l));
     ctx.io.stderr.write(`Restoring ${project} on ${info.endpoint} from ${dir} (sums verified${where.fromBackup ? '; referenced files changed since, so the backup\'s copies are used' : ''})...\n`);
     const entry = await beginEntry(state, project, files, { id, kind: 'rollback' });
     let outcome = 'restored';

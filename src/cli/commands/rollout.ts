@@ -13,6 +13,7 @@ import { acquireLock, checkLock } from '../../rollout/lock.js';
 import { beginEntry, journalFile, newEntryId, openRollouts, planHash, readJournal, rollouts, type RolloutEntry } from '../../rollout/journal.js';
 import { restoreDirectory, verifyBackup, type Backup } from '../../backup/create-backup.js';
 import { retryingCompose, retryingEngine } from '../../engine/retry.js';
+import { waitForComposeOf } from '../../engine/orphans.js';
 import { formatElapsed } from '../../plan/units.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
 import { redactText } from '../../util/redact.js';
@@ -118,6 +119,8 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     },
   };
   const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, retry), compose: retryingCompose(baseCtx.compose, retry) };
+  // Continuing after a killed run: its compose may still be finishing a recreate; the fleet is read after it is done.
+  if (resuming || opts.breakLock) await waitForComposeOf(target.project, (l) => ctx.io.stderr.write(l));
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
   if (currentFiles?.length && !opts.project) {
     // Without --project, --current and the target must name the same compose project.
