@@ -41,9 +41,15 @@ function reasonOf(err: unknown): string {
 }
 
 /** One outage tracker shared by the engine and compose wrappers, so "lost" and "back" are said once per outage. */
-class Outage {
+export class Outage {
   private since: number | undefined;
+  private back = 0;
   constructor(private readonly policy: RetryPolicy) {}
+
+  /** How many times the engine answered again after an outage. */
+  get comebacks(): number {
+    return this.back;
+  }
 
   async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -64,6 +70,7 @@ class Outage {
       if (this.since !== undefined) {
         const down = Date.now() - this.since;
         this.since = undefined;
+        this.back += 1;
         this.policy.onOutage?.({ state: 'back', reason: `after ${formatElapsed(down)}` });
       }
       return result;
@@ -78,8 +85,8 @@ class Outage {
 }
 
 /** The same engine, its calls retried under the policy; the event stream is left to its reader (ProjectEvents resubscribes). */
-export function retryingEngine(engine: EngineClient, policy: RetryPolicy): EngineClient {
-  const o = new Outage(policy);
+export function retryingEngine(engine: EngineClient, policy: RetryPolicy | Outage): EngineClient {
+  const o = policy instanceof Outage ? policy : new Outage(policy);
   return {
     ping: () => o.run('ping', () => engine.ping()),
     listProject: (p) => o.run('listing containers', () => engine.listProject(p)),
@@ -95,8 +102,8 @@ export function retryingEngine(engine: EngineClient, policy: RetryPolicy): Engin
 }
 
 /** The same compose, its commands retried when compose could not reach the engine. */
-export function retryingCompose(compose: ComposeClient, policy: RetryPolicy): ComposeClient {
-  const o = new Outage(policy);
+export function retryingCompose(compose: ComposeClient, policy: RetryPolicy | Outage): ComposeClient {
+  const o = policy instanceof Outage ? policy : new Outage(policy);
   return {
     version: () => compose.version(),
     validate: (t: ComposeTarget) => o.run('docker compose config', () => compose.validate(t)),

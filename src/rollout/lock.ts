@@ -26,6 +26,13 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
+/** "Took over the lock … of user@host (since …): why." — what rollout and rollback say when they replaced a lock. */
+export function describeTakeOver(lock: HeldLock): string {
+  const t = lock.tookOver;
+  if (!t) return '';
+  return `Took over the lock ${lock.file}${t.holder ? ` of ${t.holder.user}@${t.holder.host} (since ${t.holder.since})` : ''}: ${t.why}.`;
+}
+
 /** How a held lock may be taken over. */
 export interface LockOptions {
   /** The journal id to record. */

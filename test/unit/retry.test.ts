@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CommandFailedError, EngineUnreachableError, ValidationError } from '../../src/errors.js';
-import { isTransient, retryingCompose, retryingEngine } from '../../src/engine/retry.js';
+import { isTransient, Outage, retryingCompose, retryingEngine } from '../../src/engine/retry.js';
 import type { ComposeClient } from '../../src/engine/compose-client.js';
 import type { EngineClient, EngineInfo } from '../../src/engine/engine-client.js';
 
@@ -66,5 +66,21 @@ describe('retrying engine calls', () => {
     } as unknown as ComposeClient;
     await retryingCompose(compose, { maxMs: 5000, endpoint: INFO.endpoint, minDelayMs: 1, maxDelayMs: 5 }).recreate({ project: 'p', files: ['/f.yml'], projectDirectory: '/' }, ['web-1']);
     expect(runs).toBe(3);
+  });
+
+  it('engine and compose share one outage: it is said once and counted once when both meet it at the same time', async () => {
+    const { engine } = flaky(2);
+    let runs = 0;
+    const compose = {
+      recreate: async () => {
+        runs += 1;
+        if (runs < 3) throw new CommandFailedError(['docker', 'compose', 'up'], 1, 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?');
+      },
+    } as unknown as ComposeClient;
+    const said: string[] = [];
+    const outage = new Outage({ maxMs: 5000, endpoint: INFO.endpoint, minDelayMs: 20, maxDelayMs: 40, onOutage: (o) => said.push(o.state) });
+    await Promise.all([retryingEngine(engine, outage).ping(), retryingCompose(compose, outage).recreate({ project: 'p', files: ['/f.yml'], projectDirectory: '/' }, ['web-1'])]);
+    expect(said).toEqual(['lost', 'back']);
+    expect(outage.comebacks).toBe(1);
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RollbackFailedError, UsageError } from '../../errors.js';
 import { restoreDirectory, verifyBackup } from '../../backup/create-backup.js';
-import { acquireLock } from '../../rollout/lock.js';
+import { acquireLock, describeTakeOver } from '../../rollout/lock.js';
 import { beginEntry, newEntryId, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
@@ -45,7 +45,7 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   const open = openRollouts(rollouts((await readJournal(state)).records), project);
   const id = newEntryId();
   const lock = await acquireLock(path.join(state, 'locks'), project, files, { rollout: id, breakLock: opts.breakLock, takeOverFrom: open[open.length - 1]?.started.id });
-  if (lock.tookOver) ctx.io.stderr.write(`Took over the lock ${lock.file}${lock.tookOver.holder ? ` of ${lock.tookOver.holder.user}@${lock.tookOver.holder.host} (since ${lock.tookOver.holder.since})` : ''}: ${lock.tookOver.why}.\n`);
+  if (lock.tookOver) ctx.io.stderr.write(`${describeTakeOver(lock)}\n`);
   const started = ctx.clock.now();
   try {
     // A killed rollout's compose may still be finishing a recreate: two composes would race for the container names.

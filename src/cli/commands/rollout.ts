@@ -9,10 +9,11 @@ import { composeTargetOf, type ComposeAction } from '../../engine/compose-comman
 import { discoverCurrent } from '../../rollout/discover.js';
 import { planRollout, hasWork, type RolloutPolicy } from '../../rollout/plan-rollout.js';
 import { checkRollout, executeRollout, type Change, type RolloutResult } from '../../rollout/execute-rollout.js';
-import { acquireLock, checkLock } from '../../rollout/lock.js';
+import { acquireLock, checkLock, describeTakeOver } from '../../rollout/lock.js';
+import { compactNames } from '../../util/names.js';
 import { beginEntry, journalFile, newEntryId, openRollouts, planHash, readJournal, rollouts, type RolloutEntry } from '../../rollout/journal.js';
 import { restoreDirectory, verifyBackup, type Backup } from '../../backup/create-backup.js';
-import { retryingCompose, retryingEngine } from '../../engine/retry.js';
+import { Outage, retryingCompose, retryingEngine } from '../../engine/retry.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
 import { formatElapsed } from '../../plan/units.js';
 import { renderDryRun, renderSummary } from '../../report/render-rollout.js';
@@ -88,12 +89,9 @@ function pickResume(entries: readonly RolloutEntry[], opts: RolloutOptions, cwd:
 
 function describeOpen(e: RolloutEntry): string {
   const changed = e.changing.map((c) => c.service);
-  return `rollout ${e.started.id} of ${e.started.project} by ${e.started.user}@${e.started.host} at ${e.started.at} to ${e.started.plan.map((f) => path.basename(f)).join(', ')} never finished (${e.finished ? 'the engine stopped answering' : 'its process is gone'}); it had changed ${changed.length ? compactList(changed) : 'no service yet'}`;
+  return `rollout ${e.started.id} of ${e.started.project} by ${e.started.user}@${e.started.host} at ${e.started.at} to ${e.started.plan.map((f) => path.basename(f)).join(', ')} never finished (${e.finished ? 'the engine stopped answering' : 'its process is gone'}); it had changed ${changed.length ? compactNames(changed) : 'no service yet'}`;
 }
 
-function compactList(names: readonly string[]): string {
-  return names.length > 6 ? `${names.slice(0, 6).join(', ')} and ${names.length - 6} more` : names.join(', ');
-}
 
 /** Runs the rollout command; returns the exit code or throws a typed error. */
 export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Promise<number> {
@@ -105,20 +103,19 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   // The first call is not retried: an engine that is not there at all is one sentence and exit 4 at once.
   const info = await baseCtx.engine.ping();
   await baseCtx.compose.version();
-  let engineBack = 0;
-  const retry = {
+  const outage = new Outage({
     maxMs: opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS,
     endpoint: info.endpoint,
     onOutage: (e: { state: 'lost' | 'back'; reason: string }) => {
-      if (e.state === 'back') engineBack += 1;
       baseCtx.io.stderr.write(
         e.state === 'lost'
           ? `warning: the Docker engine at ${info.endpoint} stopped answering (${e.reason}); retrying for up to ${formatElapsed(opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS)}.\n`
           : `The Docker engine at ${info.endpoint} answers again (${e.reason}); carrying on.\n`,
       );
     },
-  };
-  const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, retry), compose: retryingCompose(baseCtx.compose, retry) };
+  });
+  // One tracker for both: an outage seen by dockerode and compose at once is said once, and counted once.
+  const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, outage), compose: retryingCompose(baseCtx.compose, outage) };
   // Continuing after a killed run: its compose may still be finishing a recreate; the fleet is read after it is done.
   if (resuming || opts.breakLock) await waitForComposeOf(target.project, (l) => ctx.io.stderr.write(l));
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
@@ -212,7 +209,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
   const id = lockOptions.rollout;
   const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles, lockOptions);
-  if (lock.tookOver) ctx.io.stderr.write(`Took over the lock ${lock.file}${lock.tookOver.holder ? ` of ${lock.tookOver.holder.user}@${lock.tookOver.holder.host} (since ${lock.tookOver.holder.since})` : ''}: ${lock.tookOver.why}.\n`);
+  if (lock.tookOver) ctx.io.stderr.write(`${describeTakeOver(lock)}\n`);
   let result: RolloutResult;
   try {
     const entry = await beginEntry(state, plan.project, plan.targetFiles, { id, resumes: resuming?.entry.started.id });
@@ -232,7 +229,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
       }
     }
     if (resuming) {
-      ctx.io.stderr.write(`Resuming rollout ${resuming.entry.started.id} of ${plan.project} on ${info.endpoint} to ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}${existingBackup ? `, with its backup ${existingBackup.dir}` : ''}${priorChanges.length ? `; it had changed ${compactList(priorChanges.map((c) => c.service))}` : ''}\n`);
+      ctx.io.stderr.write(`Resuming rollout ${resuming.entry.started.id} of ${plan.project} on ${info.endpoint} to ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}${existingBackup ? `, with its backup ${existingBackup.dir}` : ''}${priorChanges.length ? `; it had changed ${compactNames(priorChanges.map((c) => c.service))}` : ''}\n`);
     } else {
       ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
     }
@@ -250,7 +247,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         journal: (r) => entry.step(r).catch((err: unknown) => journalTrouble(err)),
         existingBackup,
         priorChanges,
-        engineRestarts: () => engineBack,
+        engineRestarts: () => outage.comebacks,
       });
     } catch (err) {
       // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
@@ -270,7 +267,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
   ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
-  if (engineBack > 0) {
+  if (outage.comebacks > 0) {
     ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
   }
   if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
@@ -332,7 +329,7 @@ async function missingRollbackImages(ctx: Context, live: readonly ContainerSumma
   const out: string[] = [];
   for (const [image, services] of byImage) {
     if (await ctx.engine.imageExists(image)) continue;
-    out.push(`the current config of ${compactList(services)} names the image ${image}, which the engine no longer has: if the rollout fails, the rollback cannot recreate ${services.length === 1 ? 'that service' : 'those services'}.`);
+    out.push(`the current config of ${compactNames(services)} names the image ${image}, which the engine no longer has: if the rollout fails, the rollback cannot recreate ${services.length === 1 ? 'that service' : 'those services'}.`);
   }
   return out;
 }
