@@ -171,41 +171,22 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       await note({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
       row(u.service).result = 'failed';
       row(u.service).config = 'unknown';
-      let t0 = deps.clock.now();
-      let containers: ContainerSummary[] = [];
-      for (let attempt = 1; ; attempt += 1) {
-        const restartsBefore = deps.engineRestarts?.() ?? 0;
-        // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
-        await deps.compose.recreate(targetOf(plan), [u.service]);
-        row(u.service).config = 'new';
-        // Time to healthy counts from the new container's start, not from stopping the old one.
-        t0 = deps.clock.now();
-        containers = (await deps.engine.listProject(plan.project)).filter((c) => c.service === u.service);
-        if (containers.length === 0) throw new HealthCheckError('exited', u.service, deps.clock.now() - t0, `${u.service} has no container after docker compose up`);
-        try {
-          for (const c of containers) {
-            current = c.id;
-            task.output = `waiting for ${u.waitFor} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-            await waitForHealthy(deps.engine, events, deps.clock, {
-              service: u.service,
-              containerId: c.id,
-              waitFor: u.waitFor,
-              deadlineMs: u.healthDeadlineMs,
-              signal: deps.signal,
-              pollMs: deps.pollMs,
-              onStatus: (st) => {
-                task.output = `${st} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
-              },
-              engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
-            });
-          }
-          break;
-        } catch (err) {
-          if (!(err instanceof HealthFrozenError) || attempt >= 3) throw err;
-          deps.progress.write(`${u.service}: ${err.message}: recreating ${u.service} (attempt ${attempt + 1}).\n`);
+      const { containers, startedAt: t0 } = await recreateUntilHealthy(deps, events, targetOf(plan), plan.project, {
+        service: u.service,
+        waitFor: u.waitFor,
+        deadlineMs: u.healthDeadlineMs,
+        signal: deps.signal,
+        onRecreated: () => {
+          row(u.service).config = 'new';
+        },
+        onWaiting: (c, st) => {
+          current = c;
+          task.output = `${st ?? `waiting for ${u.waitFor}`} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+        },
+        onRetry: () => {
           task.output = 'the engine restarted: recreating again';
-        }
-      }
+        },
+      });
       const healthyAfter = deps.clock.now() - t0;
       row(u.service).timeToHealthyMs = healthyAfter;
       if (u.monitorMs > 0) task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
@@ -389,6 +370,58 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   };
 }
 
+/**
+ * `docker compose up` of one service, then a wait for each of its containers. An engine that restarted meanwhile
+ * (live-restore) leaves the health checks of the containers it restored frozen: the service is recreated again, twice
+ * at most, for the rollout's own updates and for the rollback's restores alike.
+ */
+async function recreateUntilHealthy(
+  deps: ExecuteDeps,
+  events: ProjectEvents,
+  target: ComposeTarget,
+  project: string,
+  o: {
+    service: string;
+    waitFor: 'healthy' | 'running';
+    deadlineMs: number;
+    signal: AbortSignal;
+    onRecreated?: () => void;
+    onWaiting?: (containerId: string, status: string | undefined) => void;
+    onRetry?: () => void;
+  },
+): Promise<{ containers: ContainerSummary[]; startedAt: number }> {
+  for (let attempt = 1; ; attempt += 1) {
+    const restartsBefore = deps.engineRestarts?.() ?? 0;
+    // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
+    await deps.compose.recreate(target, [o.service]);
+    o.onRecreated?.();
+    // Time to healthy counts from the new container's start, not from stopping the old one.
+    const startedAt = deps.clock.now();
+    const containers = (await deps.engine.listProject(project)).filter((c) => c.service === o.service);
+    if (containers.length === 0) throw new HealthCheckError('exited', o.service, deps.clock.now() - startedAt, `${o.service} has no container after docker compose up`);
+    try {
+      for (const c of containers) {
+        o.onWaiting?.(c.id, undefined);
+        await waitForHealthy(deps.engine, events, deps.clock, {
+          service: o.service,
+          containerId: c.id,
+          waitFor: o.waitFor,
+          deadlineMs: o.deadlineMs,
+          signal: o.signal,
+          pollMs: deps.pollMs,
+          onStatus: (st) => o.onWaiting?.(c.id, st),
+          engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
+        });
+      }
+      return { containers, startedAt };
+    } catch (err) {
+      if (!(err instanceof HealthFrozenError) || attempt >= 3) throw err;
+      deps.progress.write(`${o.service}: ${err.message}: recreating ${o.service} (attempt ${attempt + 1}).\n`);
+      o.onRetry?.();
+    }
+  }
+}
+
 async function rollBack(changed: readonly Change[], backup: Backup, deps: ExecuteDeps, events: ProjectEvents, plan: RolloutPlan, rows: Map<string, RowState>): Promise<string[]> {
   const errors: string[] = [];
   // A rollback runs to the end even when the rollout was interrupted.
@@ -415,13 +448,13 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
           task.title = `${c.service}: removed`;
           return;
         }
-        await deps.compose.recreate(restoreTarget, [c.service], signal);
         const svc = deps.current.services[c.service];
-        const deadline = (svc && healthDeadlineMs(svc)) ?? 60_000;
-        const t0 = deps.clock.now();
-        for (const ct of (await deps.engine.listProject(plan.project)).filter((x) => x.service === c.service)) {
-          await waitForHealthy(deps.engine, events, deps.clock, { service: c.service, containerId: ct.id, waitFor: svc?.healthcheck ? 'healthy' : 'running', deadlineMs: deadline, pollMs: deps.pollMs });
-        }
+        const { startedAt: t0 } = await recreateUntilHealthy(deps, events, restoreTarget, plan.project, {
+          service: c.service,
+          waitFor: svc?.healthcheck ? 'healthy' : 'running',
+          deadlineMs: (svc && healthDeadlineMs(svc)) ?? 60_000,
+          signal,
+        });
         r.result = 'rolled back';
         r.config = 'old';
         task.title = `${c.service}: restored, healthy after ${formatElapsed(deps.clock.now() - t0)}`;
