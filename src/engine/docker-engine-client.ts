@@ -2,7 +2,7 @@
 import Docker from 'dockerode';
 import { EngineUnreachableError } from '../errors.js';
 import { Labels } from './labels.js';
-import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, HealthState } from './engine-client.js';
+import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, ExecResult, HealthState } from './engine-client.js';
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -244,6 +244,42 @@ export class DockerEngineClient implements EngineClient {
       }
     });
   }
+
+  async exec(id: string, argv: readonly string[]): Promise<ExecResult> {
+    return this.call(async (d) => {
+      const ex = await d.getContainer(id).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true, Tty: false });
+      const stream = await ex.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => resolve());
+        stream.on('close', () => resolve());
+        stream.on('error', reject);
+      });
+      const { stdout, stderr } = demuxStreams(Buffer.concat(chunks));
+      // The exit code is set once the process has ended, which the end of its output stream implies; poll briefly in case the engine lags.
+      for (let i = 0; ; i += 1) {
+        const info = await ex.inspect();
+        if (!info.Running || i >= 50) return { exitCode: info.ExitCode ?? -1, stdout, stderr };
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+  }
+}
+
+/** Splits Docker's multiplexed stream (8-byte frame headers) into stdout and stderr. */
+function demuxStreams(buf: Buffer): { stdout: string; stderr: string } {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const type = buf[i];
+    const size = buf.readUInt32BE(i + 4);
+    if (type !== 0 && type !== 1 && type !== 2) return { stdout: buf.toString('utf8'), stderr: '' };
+    (type === 2 ? err : out).push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
 function splitFiles(label: string | undefined): string[] {

@@ -77,4 +77,13 @@ export interface EngineClient {
   memoryUsage(id: string): Promise<number | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Runs argv in a running container (`docker exec`, no shell, no TTY) and returns its exit code and output. */
+  exec(id: string, argv: readonly string[]): Promise<ExecResult>;
+}
+
+/** What a command run in a container printed, and how it ended. */
+export interface ExecResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
 }

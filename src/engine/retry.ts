@@ -98,6 +98,7 @@ export function retryingEngine(engine: EngineClient, policy: RetryPolicy | Outag
     memoryUsage: (id) => o.run('reading memory use', () => engine.memoryUsage(id)),
     stop: (id, t) => o.run('stopping a container', () => engine.stop(id, t)),
     remove: (id) => o.run('removing a container', () => engine.remove(id)),
+    exec: (id, argv) => o.run('running a command in a container', () => engine.exec(id, argv)),
   };
 }
 
