@@ -1,0 +1,154 @@
+/** The drain's pure parts (marking a server down and back, counting connections) and its handling of nginx's answers, with a fake engine. */
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectionsTo, createDrainer, DRAIN_MARK, drainBoundMs, markDown, unmarkDown, writeInPlace } from '../../src/rollout/drain.js';
+import type { EngineClient, ExecResult } from '../../src/engine/engine-client.js';
+import { loadPlan } from '../../src/plan/load-plan.js';
+
+const CONF = readFileSync(path.resolve(import.meta.dirname, '../../fixtures/compose/arena/nginx/load-balancer.conf'), 'utf8');
+
+describe('markDown / unmarkDown', () => {
+  it('marks exactly the named servers down, and unmarkDown gives the original bytes back', () => {
+    const { text, marked } = markDown(CONF, new Set(['web-2', 'web-10']));
+    expect([...marked].sort()).toEqual(['web-10', 'web-2']);
+    expect(text).toContain(`    server web-2:8000 max_fails=3 fail_timeout=30s down;${DRAIN_MARK}\n`);
+    expect(text).toContain(`    server web-10:8000 max_fails=3 fail_timeout=30s down;${DRAIN_MARK}\n`);
+    expect(text).toContain('    server web-1:8000 max_fails=3 fail_timeout=30s;\n');
+    expect(text.split('\n').length).toBe(CONF.split('\n').length);
+    expect(unmarkDown(text)).toBe(CONF);
+  });
+
+  it('leaves `server {` blocks, other hosts, prefixes of the name and servers already down alone', () => {
+    const conf = 'upstream u {\n  server web-1;\n  server web-11:8000;\n  server web-1:8000 backup down;\n}\nserver {\n  listen 80;\n}\n';
+    const { text, marked } = markDown(conf, new Set(['web-1']));
+    expect(marked).toEqual(new Set(['web-1']));
+    expect(text).toBe(`upstream u {\n  server web-1 down;${DRAIN_MARK}\n  server web-11:8000;\n  server web-1:8000 backup down;\n}\nserver {\n  listen 80;\n}\n`);
+    expect(markDown(conf, new Set(['web-11'])).text).toContain(`server web-11:8000 down;${DRAIN_MARK}`);
+    expect(markDown('upstream u {\n  server web-1:8000 down;\n}\n', new Set(['web-1'])).marked.size).toBe(0);
+  });
+});
+
+describe('connectionsTo', () => {
+  const tcp = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    // 172.18.0.5:8000 established, twice; once TIME_WAIT; one to another port; one to another host.
+    '   0: 0A0012AC:A1B2 050012AC:1F40 01 00000000:00000000 00:00000000 00000000     0        0 1 1',
+    '   1: 0A0012AC:A1B3 050012AC:1F40 01 00000000:00000000 00:00000000 00000000     0        0 2 1',
+    '   2: 0A0012AC:A1B4 050012AC:1F40 06 00000000:00000000 00:00000000 00000000     0        0 0 3',
+    '   3: 0A0012AC:A1B5 050012AC:0050 01 00000000:00000000 00:00000000 00000000     0        0 4 1',
+    '   4: 0A0012AC:A1B6 060012AC:1F40 01 00000000:00000000 00:00000000 00000000     0        0 5 1',
+  ].join('\n');
+  it('counts ESTABLISHED connections to the address and port only', () => {
+    expect(connectionsTo(tcp, ['172.18.0.5'], 8000)).toBe(2);
+    expect(connectionsTo(tcp, ['172.18.0.5', '172.18.0.6'], 8000)).toBe(3);
+    expect(connectionsTo(tcp, ['172.18.0.7'], 8000)).toBe(0);
+  });
+});
+
+describe('writeInPlace', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  it('keeps the inode, mode and owner, and shrinks as well as grows the file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    dirs.push(dir);
+    const f = path.join(dir, 'x.conf');
+    writeFileSync(f, 'a much longer original text\n');
+    chmodSync(f, 0o640);
+    const before = statSync(f);
+    await writeInPlace(f, Buffer.from('short\n'));
+    expect(readFileSync(f, 'utf8')).toBe('short\n');
+    await writeInPlace(f, Buffer.from('longer than the short one\n'));
+    expect(readFileSync(f, 'utf8')).toBe('longer than the short one\n');
+    const after = statSync(f);
+    expect([after.ino, after.mode, after.uid, after.gid]).toEqual([before.ino, before.mode, before.uid, before.gid]);
+  });
+});
+
+describe('createDrainer with a fake engine', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function setup(nginxT: (text: string) => ExecResult) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    dirs.push(dir);
+    const conf = path.join(dir, 'lb.conf');
+    writeFileSync(conf, CONF);
+    const compose = path.join(dir, 'compose.yml');
+    writeFileSync(compose, 'name: p\nservices:\n  web-1:\n    image: b\n    command: ["gunicorn", "app", "--graceful-timeout", "4"]\n    stop_grace_period: 9s\n  nginx:\n    image: n\n    volumes:\n      - ./lb.conf:/etc/nginx/conf.d/default.conf:ro\n');
+    const plan = await loadPlan({ files: [compose], env: {} });
+    const calls: string[] = [];
+    let t = 0;
+    const engine = {
+      listProject: async () => [
+        { id: 'n1', service: 'nginx', state: 'running' },
+        { id: 'w1', service: 'web-1', state: 'running' },
+      ],
+      inspectRaw: async (ids: readonly string[]) =>
+        ids.map((id) => (id === 'n1' ? { Id: 'n1', Mounts: [{ Type: 'bind', Source: conf, Destination: '/etc/nginx/conf.d/default.conf' }] } : { Id: id, Mounts: [], NetworkSettings: { Networks: { n: { IPAddress: '172.18.0.5' } } } })),
+      exec: async (id: string, argv: readonly string[]) => {
+        calls.push(`${id}: ${argv.join(' ')}`);
+        if (argv[1] === '-t') return nginxT(readFileSync(conf, 'utf8'));
+        if (argv[0] === 'cat') return { exitCode: 0, stdout: '  sl local rem st\n   0: 0A0012AC:A1B2 050012AC:1F40 01 0 0 0 0 0 0\n', stderr: '' };
+        return { exitCode: 0, stdout: '', stderr: '' };
+      },
+    } as unknown as EngineClient;
+    const log: string[] = [];
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += ms) };
+    const drainer = createDrainer({ engine, clock, project: 'p', current: plan, log: (l) => log.push(l) });
+    return { conf, drainer, calls, log, clock: () => t };
+  }
+
+  it('drains, waits at most the graceful timeout for connections that stay open, puts back, and restores the bytes', async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
+    await s.drainer.drain('web-1');
+    expect(readFileSync(s.conf, 'utf8')).toBe(markDown(CONF, new Set(['web-1'])).text);
+    expect(s.calls.slice(0, 2)).toEqual(['n1: nginx -t', 'n1: nginx -s reload']);
+    // The fake nginx keeps one connection open: the wait ends at the shorter of --graceful-timeout 4 and stop_grace_period 9s.
+    expect(s.clock()).toBeGreaterThanOrEqual(4000);
+    expect(s.clock()).toBeLessThan(4300);
+    expect(s.log.join('\n')).toContain('web-1: nginx still has 1 connection(s) to it after 4 s');
+    await s.drainer.undrain('web-1');
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+    expect(s.calls.filter((c) => c.endsWith('reload')).length).toBe(2);
+    await s.drainer.restoreAll();
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+  });
+
+  it('never reloads a conf that `nginx -t` rejects, and leaves the file as it was', async () => {
+    const s = await setup((text) => (text.includes('down;') ? { exitCode: 1, stdout: '', stderr: 'nginx: [emerg] host not found in upstream "web-1:8000"\nnginx: configuration file /etc/nginx/nginx.conf test failed\n' } : { exitCode: 0, stdout: '', stderr: '' }));
+    await s.drainer.drain('web-1');
+    expect(s.calls).toEqual(['n1: nginx -t']);
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+    expect(s.log).toEqual(['nginx: `nginx -t` rejects lb.conf (nginx: [emerg] host not found in upstream "web-1:8000"); not reloaded, the file is as it was.']);
+  });
+
+  it('restoreAll puts the original back after a failure left a service down', async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
+    await s.drainer.drain('web-1');
+    await s.drainer.restoreAll();
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+    expect(s.calls.filter((c) => c.endsWith('reload')).length).toBe(2);
+  });
+});
+
+describe('drainBoundMs', () => {
+  it('is the shorter of gunicorn --graceful-timeout and stop_grace_period, 10 s without either', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    try {
+      const f = path.join(dir, 'c.yml');
+      writeFileSync(f, 'name: p\nservices:\n  a:\n    image: x\n    command: ["gunicorn", "app", "--graceful-timeout", "60"]\n    stop_grace_period: 70s\n  b:\n    image: x\n    command: ["gunicorn", "app", "--graceful-timeout", "120"]\n  c:\n    image: x\n');
+      const plan = await loadPlan({ files: [f], env: {} });
+      expect(drainBoundMs(plan, 'a')).toBe(60_000);
+      expect(drainBoundMs(plan, 'b')).toBe(10_000);
+      expect(drainBoundMs(plan, 'c')).toBe(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
