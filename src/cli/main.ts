@@ -116,6 +116,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
+    .option('--no-drain', 'do not take a web service out of nginx (upstream `down` + reload) before its container is stopped')
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
@@ -134,6 +135,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         force: Boolean(o['force']),
         dryRun: Boolean(o['dryRun']),
         stateDir: o['stateDir'] as string | undefined,
+        drain: o['drain'] !== false,
       });
     });
 

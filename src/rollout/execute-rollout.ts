@@ -13,6 +13,7 @@ import { compactNames } from '../util/names.js';
 import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
 import { describeFailure, HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
 import type { StepRecord } from './journal.js';
+import { createDrainer, noDrain, type Drainer } from './drain.js';
 
 /** How progress is shown: rich on a terminal, timestamped lines otherwise, nothing in tests. */
 export type RendererKind = 'default' | 'simple' | 'silent';
@@ -42,6 +43,8 @@ export interface ExecuteDeps {
   readonly priorChanges?: readonly Change[];
   /** How many times the engine came back after not answering (the retrying clients count it). */
   readonly engineRestarts?: () => number;
+  /** Drain each web service out of nginx before its container is stopped (default true; `--no-drain` turns it off). */
+  readonly drain?: boolean;
 }
 
 /** Which config a service is on after the run. */
@@ -161,6 +164,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
   /** What each updated service looked like when it passed its monitor window, for the final verification. */
   const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
+  const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`) });
 
   const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
     // After a signal no new service is started.
@@ -171,6 +175,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       await note({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
       row(u.service).result = 'failed';
       row(u.service).config = 'unknown';
+      if (u.action === 'recreate') {
+        task.output = 'draining it from nginx';
+        await drainer.drain(u.service);
+      }
       const { containers, startedAt: t0 } = await recreateUntilHealthy(deps, events, targetOf(plan), plan.project, {
         service: u.service,
         waitFor: u.waitFor,
@@ -189,6 +197,8 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       });
       const healthyAfter = deps.clock.now() - t0;
       row(u.service).timeToHealthyMs = healthyAfter;
+      // Back into nginx before the monitor window, so that the window watches it under real traffic.
+      await drainer.undrain(u.service);
       if (u.monitorMs > 0) task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
       const seen: Array<{ id: string; restartCount: number; hasHealthcheck: boolean }> = [];
       for (const c of containers) {
@@ -351,9 +361,11 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       if (failures[0]) row(failures[0].service).config = 'unknown';
     } else if (changed.length > 0) {
       if (!backup) rollbackErrors.push('no backup was written, so nothing can be restored');
-      else rollbackErrors.push(...(await rollBack(changed, backup, deps, events, plan, rows)));
+      else rollbackErrors.push(...(await rollBack(changed, backup, deps, events, plan, rows, drainer)));
     }
   }
+  // Whatever happened, every nginx conf the drain changed is as it was before the rollout.
+  await drainer.restoreAll();
   events.close();
   const services = [...rows.entries()]
     .sort(([a], [b]) => naturalCompare(a, b))
@@ -422,7 +434,7 @@ async function recreateUntilHealthy(
   }
 }
 
-async function rollBack(changed: readonly Change[], backup: Backup, deps: ExecuteDeps, events: ProjectEvents, plan: RolloutPlan, rows: Map<string, RowState>): Promise<string[]> {
+async function rollBack(changed: readonly Change[], backup: Backup, deps: ExecuteDeps, events: ProjectEvents, plan: RolloutPlan, rows: Map<string, RowState>, drainer: Drainer): Promise<string[]> {
   const errors: string[] = [];
   // A rollback runs to the end even when the rollout was interrupted.
   const signal = new AbortController().signal;
@@ -440,7 +452,7 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
       try {
         if (c.kind === 'created') {
           for (const ct of (await deps.engine.listProject(plan.project)).filter((x) => x.service === c.service)) {
-            await deps.engine.stop(ct.id, 10);
+            await deps.engine.stop(ct.id, Math.ceil((deps.target.services[c.service]?.stopGracePeriodMs ?? 10_000) / 1000));
             await deps.engine.remove(ct.id);
           }
           r.result = 'removed (rolled back)';
@@ -449,12 +461,14 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
           return;
         }
         const svc = deps.current.services[c.service];
+        await drainer.drain(c.service);
         const { startedAt: t0 } = await recreateUntilHealthy(deps, events, restoreTarget, plan.project, {
           service: c.service,
           waitFor: svc?.healthcheck ? 'healthy' : 'running',
           deadlineMs: (svc && healthDeadlineMs(svc)) ?? 60_000,
           signal,
         });
+        await drainer.undrain(c.service);
         r.result = 'rolled back';
         r.config = 'old';
         task.title = `${c.service}: restored, healthy after ${formatElapsed(deps.clock.now() - t0)}`;

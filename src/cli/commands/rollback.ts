@@ -7,6 +7,7 @@ import { acquireLock, describeTakeOver } from '../../rollout/lock.js';
 import { beginEntry, newEntryId, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
+import { restoreDrainedFiles } from '../../rollout/drain.js';
 import type { Context } from '../context.js';
 
 /** Flags of `rollback`. */
@@ -39,7 +40,6 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   const project = manifest.project;
   const info = await ctx.engine.ping();
   await ctx.compose.version();
-  const where = await restoreDirectory(dir, manifest);
   const files = manifest.composeFiles.map((f) => path.join(dir, f.stored));
   // Undoing an interrupted rollout: its stale lock is taken over without --break-lock.
   const open = openRollouts(rollouts((await readJournal(state)).records), project);
@@ -50,6 +50,9 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   try {
     // A killed rollout's compose may still be finishing a recreate: two composes would race for the container names.
     await waitForComposeOf(project, (l) => ctx.io.stderr.write(l));
+    // Under the lock: a killed rollout may have left services marked down in an nginx conf; the backup's bytes go back first.
+    await restoreDrainedFiles(dir, manifest, ctx.engine, (l) => ctx.io.stderr.write(`${l}\n`));
+    const where = await restoreDirectory(dir, manifest);
     ctx.io.stderr.write(`Restoring ${project} on ${info.endpoint} from ${dir} (sums verified${where.fromBackup ? '; referenced files changed since, so the backup\'s copies are used' : ''})...\n`);
     const entry = await beginEntry(state, project, files, { id, kind: 'rollback' });
     let outcome = 'restored';

@@ -13,6 +13,7 @@ import { acquireLock, checkLock, describeTakeOver } from '../../rollout/lock.js'
 import { compactNames } from '../../util/names.js';
 import { beginEntry, journalFile, newEntryId, openRollouts, planHash, readJournal, rollouts, type RolloutEntry } from '../../rollout/journal.js';
 import { restoreDirectory, verifyBackup, type Backup } from '../../backup/create-backup.js';
+import { restoreDrainedFiles } from '../../rollout/drain.js';
 import { Outage, retryingCompose, retryingEngine } from '../../engine/retry.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
 import { formatElapsed } from '../../plan/units.js';
@@ -49,6 +50,8 @@ export interface RolloutOptions {
   readonly engineTimeoutMs?: number | undefined;
   /** Poll interval of health waits; tests shorten it. */
   readonly pollMs?: number | undefined;
+  /** Drain each web service out of nginx before it is stopped (default true; `--no-drain`). */
+  readonly drain?: boolean | undefined;
 }
 
 /** Resolves the target files: the flags, else the default plan in the working directory, else the packaged one. */
@@ -131,6 +134,8 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   if (resuming?.entry.backup) {
     const dir = resuming.entry.backup;
     const manifest = await verifyBackup(dir);
+    // The killed run may have left services marked down in an nginx conf: put it back first (its process is gone).
+    await restoreDrainedFiles(dir, manifest, ctx.engine, (l) => ctx.io.stderr.write(`${l}\n`));
     const where = await restoreDirectory(dir, manifest);
     existingBackup = { dir, manifest };
     priorChanges = resuming.entry.changing.map((c) => ({ service: c.service, kind: c.change }));
@@ -248,6 +253,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         existingBackup,
         priorChanges,
         engineRestarts: () => outage.comebacks,
+        drain: opts.drain,
       });
     } catch (err) {
       // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
