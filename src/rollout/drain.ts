@@ -225,7 +225,13 @@ export function createDrainer(deps: DrainDeps): Drainer {
       let state = confs.get(file);
       if (!state) {
         if (!down) continue;
-        state = { file, original: await fs.readFile(file), down: new Set() };
+        let original = await fs.readFile(file);
+        if (original.toString('utf8').includes(DRAIN_MARK)) {
+          // Left by a run that was killed: its marks are not part of the conf.
+          original = Buffer.from(unmarkDown(original.toString('utf8')), 'utf8');
+          deps.log(`${path.basename(file)} still has drain marks of an earlier, interrupted run: they are removed with this run's.`);
+        }
+        state = { file, original, down: new Set() };
         confs.set(file, state);
       }
       const had = state.down.has(service);
@@ -265,15 +271,24 @@ export function createDrainer(deps: DrainDeps): Drainer {
     restoreAll: () =>
       serial(async () => {
         for (const state of confs.values()) {
-          const now = await fs.readFile(state.file).catch(() => undefined);
           const wasDown = state.down.size > 0;
           state.down.clear();
-          if (now && now.equals(state.original) && !wasDown) continue;
-          if (!now || !now.equals(state.original)) await writeInPlace(state.file, state.original);
-          // Reload whichever nginx mounts the file now (it may have been recreated meanwhile).
-          const ids = await nginxMounting(deps.engine, deps.project, state.file);
-          if (ids.length && wasDown) await apply(state, ids, 'nginx');
-          deps.log(`Restored ${path.basename(state.file)} as it was before the rollout${ids.length && wasDown ? ' and reloaded nginx' : ''}.`);
+          try {
+            const now = await fs.readFile(state.file).catch(() => undefined);
+            if (now && now.equals(state.original) && !wasDown) continue;
+            if (!now || !now.equals(state.original)) await writeInPlace(state.file, state.original);
+          } catch (err) {
+            deps.log(`Could not restore ${state.file} (${(err as Error).message}): \`arena-deploy rollback\` puts it back from the backup.`);
+            continue;
+          }
+          try {
+            // Reload whichever nginx mounts the file now (it may have been recreated meanwhile).
+            const ids = await nginxMounting(deps.engine, deps.project, state.file);
+            const reloaded = ids.length > 0 && wasDown && (await apply(state, ids, 'nginx'));
+            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout${reloaded ? ' and reloaded nginx' : ''}.`);
+          } catch (err) {
+            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout, but could not reload nginx (${(err as Error).message}): it routes as the file says after its next reload or restart.`);
+          }
         }
         confs.clear();
       }),

@@ -1,13 +1,31 @@
 /** The drain's pure parts (marking a server down and back, counting connections) and its handling of nginx's answers, with a fake engine. */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectionsTo, createDrainer, DRAIN_MARK, drainBoundMs, markDown, unmarkDown, writeInPlace } from '../../src/rollout/drain.js';
+import { connectionsTo, createDrainer, DRAIN_MARK, drainBoundMs, markDown, restoreDrainedFiles, unmarkDown, writeInPlace } from '../../src/rollout/drain.js';
+import type { BackupManifest } from '../../src/backup/create-backup.js';
 import type { EngineClient, ExecResult } from '../../src/engine/engine-client.js';
 import { loadPlan } from '../../src/plan/load-plan.js';
 
-const CONF = readFileSync(path.resolve(import.meta.dirname, '../../fixtures/compose/arena/nginx/load-balancer.conf'), 'utf8');
+// The fixture's conf in short (not read from fixtures/: an end-to-end rollout running beside may have it drained).
+const CONF = `# nginx load balancer, original plan
+upstream arena_backend {
+    least_conn;
+    server web-1:8000 max_fails=3 fail_timeout=30s;
+    server web-2:8000 max_fails=3 fail_timeout=30s;
+    server web-10:8000 max_fails=3 fail_timeout=30s;
+    keepalive 32;
+}
+
+server {
+    listen 80;
+    location / {
+        proxy_pass http://arena_backend;
+    }
+}
+`;
 
 describe('markDown / unmarkDown', () => {
   it('marks exactly the named servers down, and unmarkDown gives the original bytes back', () => {
@@ -147,6 +165,44 @@ describe('drainBoundMs', () => {
       expect(drainBoundMs(plan, 'a')).toBe(60_000);
       expect(drainBoundMs(plan, 'b')).toBe(10_000);
       expect(drainBoundMs(plan, 'c')).toBe(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('restoreDrainedFiles (after a killed run)', () => {
+  it('writes back, from the backup and in place, a file that differs only by drain marks, reloads the nginx mounting it, and leaves other edits alone', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    try {
+      const live = path.join(dir, 'lb.conf');
+      const edited = path.join(dir, 'other.conf');
+      const backupDir = path.join(dir, 'backup');
+      mkdirSync(path.join(backupDir, 'files'), { recursive: true });
+      writeFileSync(path.join(backupDir, 'files', 'lb.conf'), CONF);
+      writeFileSync(path.join(backupDir, 'files', 'other.conf'), CONF);
+      writeFileSync(live, markDown(CONF, new Set(['web-2'])).text);
+      writeFileSync(edited, `${markDown(CONF, new Set(['web-1'])).text}# a person's edit\n`);
+      const ino = statSync(live).ino;
+      const sum = createHash('sha256').update(CONF).digest('hex');
+      const file = (original: string, stored: string) => ({ original, stored, sha256: sum, bytes: CONF.length });
+      const manifest = { project: 'p', referencedFiles: [file(live, 'files/lb.conf'), file(edited, 'files/other.conf')] } as unknown as BackupManifest;
+      const calls: string[] = [];
+      const engine = {
+        listProject: async () => [{ id: 'n1', service: 'nginx', state: 'running' }],
+        inspectRaw: async () => [{ Id: 'n1', Mounts: [{ Type: 'bind', Source: live, Destination: '/etc/nginx/conf.d/default.conf' }] }],
+        exec: async (id: string, argv: readonly string[]) => {
+          calls.push(`${id}: ${argv.join(' ')}`);
+          return { exitCode: 0, stdout: '', stderr: '' };
+        },
+      } as unknown as EngineClient;
+      const log: string[] = [];
+      expect(await restoreDrainedFiles(backupDir, manifest, engine, (l) => log.push(l))).toEqual([live]);
+      expect(readFileSync(live, 'utf8')).toBe(CONF);
+      expect(statSync(live).ino).toBe(ino);
+      expect(calls).toEqual(['n1: nginx -t', 'n1: nginx -s reload']);
+      expect(readFileSync(edited, 'utf8')).toContain("# a person's edit");
+      expect(log.join('\n')).toContain(`${edited} has drain marks of arena-deploy but other changes too: left as it is`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
