@@ -23,8 +23,8 @@ export interface Drainer {
   drain(service: string): Promise<void>;
   /** Puts the service back (its `down` removed, nginx reloaded, so its new address is resolved too). */
   undrain(service: string): Promise<void>;
-  /** Restores every conf it changed exactly as it was and reloads nginx: after a failure, an interrupt, or at the end. */
-  restoreAll(): Promise<void>;
+  /** Restores every conf it changed exactly as it was and reloads nginx (unless `reload` is false: the engine is gone): after a failure, an interrupt, or at the end. */
+  restoreAll(opts?: { reload?: boolean }): Promise<void>;
 }
 
 /** A drainer that does nothing: no nginx routes to the rolled services, or `--no-drain`. */
@@ -268,7 +268,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
   return {
     drain: (service) => serial(() => safely(service, true)),
     undrain: (service) => serial(() => safely(service, false)),
-    restoreAll: () =>
+    restoreAll: (opts = {}) =>
       serial(async () => {
         for (const state of confs.values()) {
           const wasDown = state.down.size > 0;
@@ -279,6 +279,10 @@ export function createDrainer(deps: DrainDeps): Drainer {
             if (!now || !now.equals(state.original)) await writeInPlace(state.file, state.original);
           } catch (err) {
             deps.log(`Could not restore ${state.file} (${(err as Error).message}): \`arena-deploy rollback\` puts it back from the backup.`);
+            continue;
+          }
+          if (opts.reload === false) {
+            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout; nginx was not reloaded (the engine does not answer): it routes as the file says after its next reload, which \`rollout --resume\` does.`);
             continue;
           }
           try {

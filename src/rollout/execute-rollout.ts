@@ -365,7 +365,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     }
   }
   // Whatever happened, every nginx conf the drain changed is as it was before the rollout.
-  await drainer.restoreAll();
+  await drainer.restoreAll({ reload: !engineLost });
   events.close();
   const services = [...rows.entries()]
     .sort(([a], [b]) => naturalCompare(a, b))
