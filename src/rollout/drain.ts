@@ -299,12 +299,31 @@ export function createDrainer(deps: DrainDeps): Drainer {
   };
 }
 
-/** Running containers of the project that bind-mount `file`. */
+/** Running containers of the project that bind-mount `file` under /etc/nginx/. */
 async function nginxMounting(engine: EngineClient, project: string, file: string): Promise<string[]> {
   const running = (await engine.listProject(project)).filter((c) => c.state === 'running');
   if (running.length === 0) return [];
   const raws = (await engine.inspectRaw(running.map((c) => c.id))) as RawContainer[];
-  return raws.filter((r) => (r.Mounts ?? []).some((m) => m.Type === 'bind' && m.Source === file)).map((r) => r.Id ?? '').filter(Boolean);
+  return raws.filter((r) => (r.Mounts ?? []).some((m) => m.Type === 'bind' && m.Source === file && m.Destination?.startsWith('/etc/nginx/'))).map((r) => r.Id ?? '').filter(Boolean);
+}
+
+/**
+ * Reloads (after `nginx -t`) the nginx containers of the project that mount one of `files`: after a restore recreated
+ * web services, so that nginx resolves their new addresses (it resolves upstream names only at start and reload).
+ */
+export async function reloadNginxOf(engine: EngineClient, project: string, files: readonly string[], log: (line: string) => void): Promise<number> {
+  const ids = new Set<string>();
+  for (const f of files) for (const id of await nginxMounting(engine, project, f)) ids.add(id);
+  let reloaded = 0;
+  for (const id of ids) {
+    const test = await engine.exec(id, ['nginx', '-t']);
+    if (test.exitCode !== 0) {
+      log(`\`nginx -t\` fails in ${id.slice(0, 12)}: nginx not reloaded.`);
+      continue;
+    }
+    if ((await engine.exec(id, ['nginx', '-s', 'reload'])).exitCode === 0) reloaded += 1;
+  }
+  return reloaded;
 }
 
 /**

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectionsTo, createDrainer, DRAIN_MARK, drainBoundMs, markDown, restoreDrainedFiles, unmarkDown, writeInPlace } from '../../src/rollout/drain.js';
+import { connectionsTo, createDrainer, DRAIN_MARK, drainBoundMs, markDown, reloadNginxOf, restoreDrainedFiles, unmarkDown, writeInPlace } from '../../src/rollout/drain.js';
 import type { BackupManifest } from '../../src/backup/create-backup.js';
 import type { EngineClient, ExecResult } from '../../src/engine/engine-client.js';
 import { loadPlan } from '../../src/plan/load-plan.js';
@@ -206,5 +206,33 @@ describe('restoreDrainedFiles (after a killed run)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('reloadNginxOf', () => {
+  it('reloads, after nginx -t, only the containers that mount one of the files under /etc/nginx/, and not when nginx -t fails', async () => {
+    const calls: string[] = [];
+    let testFails = false;
+    const engine = {
+      listProject: async () => [
+        { id: 'n1', service: 'nginx', state: 'running' },
+        { id: 'w1', service: 'web-1', state: 'running' },
+        { id: 'x1', service: 'other', state: 'exited' },
+      ],
+      inspectRaw: async (ids: readonly string[]) =>
+        ids.map((id) => ({ Id: id, Mounts: id === 'n1' ? [{ Type: 'bind', Source: '/p/lb.conf', Destination: '/etc/nginx/conf.d/default.conf' }] : [{ Type: 'bind', Source: '/p/lb.conf', Destination: '/srv/lb.conf' }] })),
+      exec: async (id: string, argv: readonly string[]) => {
+        calls.push(`${id}: ${argv.join(' ')}`);
+        return { exitCode: argv[1] === '-t' && testFails ? 1 : 0, stdout: '', stderr: '' };
+      },
+    } as unknown as EngineClient;
+    const log: string[] = [];
+    expect(await reloadNginxOf(engine, 'p', ['/p/lb.conf', '/p/other.conf'], (l) => log.push(l))).toBe(1);
+    expect(calls).toEqual(['n1: nginx -t', 'n1: nginx -s reload']);
+    testFails = true;
+    calls.length = 0;
+    expect(await reloadNginxOf(engine, 'p', ['/p/lb.conf'], (l) => log.push(l))).toBe(0);
+    expect(calls).toEqual(['n1: nginx -t']);
+    expect(log).toEqual(['`nginx -t` fails in n1: nginx not reloaded.']);
   });
 });

@@ -7,7 +7,7 @@ import { acquireLock, describeTakeOver } from '../../rollout/lock.js';
 import { beginEntry, newEntryId, openRollouts, readJournal, rollouts } from '../../rollout/journal.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
-import { restoreDrainedFiles } from '../../rollout/drain.js';
+import { reloadNginxOf, restoreDrainedFiles } from '../../rollout/drain.js';
 import type { Context } from '../context.js';
 
 /** Flags of `rollback`. */
@@ -60,6 +60,8 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
     try {
       // compose converges: recreates what differs from the backup, removes what the backup does not have, waits for health.
       await ctx.compose.upAll({ project: project, files, projectDirectory: where.projectDirectory }, { wait: true, timeoutS: opts.timeoutS });
+      // The web services compose recreated have new addresses: nginx resolves them only when it reloads.
+      if (await reloadNginxOf(ctx.engine, project, manifest.referencedFiles.flatMap((f) => [f.original, path.join(dir, f.stored)]), () => {})) ctx.io.stderr.write('Reloaded nginx, so that it resolves the restored containers.\n');
     } catch (err) {
       outcome = 'restore-failed';
       verdict = `The restore of ${project} from ${dir} did not finish healthy: ${(err as { firstStderrLine?: string }).firstStderrLine || (err as Error).message}`;
