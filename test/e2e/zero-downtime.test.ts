@@ -1,5 +1,5 @@
 /** End to end on the real engine: a steady stream of requests through nginx during a full rollout, and none fails. */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { execa } from 'execa';
@@ -8,6 +8,7 @@ import { composeDown, fleetEnv, inspectProject, killRunningCli, OPTIMIZED, ORIGI
 
 const NGINX_PORT = 6880;
 const CONF = path.join(twins, 'nginx', 'load-balancer.conf');
+const CONF_OPTIMIZED = path.join(twins, 'nginx', 'load-balancer-optimized.conf');
 
 /** What the load generator saw. */
 interface Load {
@@ -159,7 +160,7 @@ describe('zero downtime: the original twin rolled out to the optimized twin unde
     expect(started, story).toBeDefined();
     const from = (killed as number) - 500;
     const to = (started as number) + 1000;
-    expect(to - from, `nginx's own recreate took ${to - from} ms\n${story}`).toBeLessThan(8000);
+    expect(to - from, `nginx's own recreate took ${to - from} ms\n${story}`).toBeLessThan(30_000);
     const outside = seen.errorsAt.filter((e) => e.at < from || e.at > to);
     const inside = seen.errorsAt.filter((e) => e.at >= from && e.at <= to);
     // Zero failed requests while the ten web services are drained, recreated, put back and retired.
@@ -174,4 +175,42 @@ describe('zero downtime: the original twin rolled out to the optimized twin unde
     // The conf nginx ran with is back byte for byte, in the same inode, with its mode and owner.
     expect(fileFacts(CONF)).toEqual(conf);
   }, 480_000);
+});
+
+describe('a rollout SIGKILLed while a service is drained: rollback puts the conf back', () => {
+  const { project, env, state } = useTolerantFleet(OPTIMIZED, 69);
+
+  it('the killed run leaves web-N marked down on disk; `arena-deploy rollback` writes the backup\'s bytes back in place and reloads nginx', async () => {
+    const conf = fileFacts(CONF_OPTIMIZED);
+    const v2 = path.join(state, 'v2.yml');
+    writeFileSync(v2, `services:\n${[1, 2, 3, 4, 5, 6].map((i) => `  web-${i}:\n    environment:\n      - ARENA_REVISION=v2\n`).join('')}`);
+    const run = startCli(['rollout', OPTIMIZED, v2, '--project', project, '--state-dir', state, '--monitor', '1s'], env, 300_000);
+    await run.waitFor(/web-2: marked down in nginx/);
+    run.kill('SIGKILL');
+    await run.done;
+    // The run had no chance to put it back: the mark is on disk, in the same inode.
+    const left = readFileSync(CONF_OPTIMIZED, 'utf8');
+    expect(left).toMatch(/server web-2:8000 max_fails=3 fail_timeout=30s down; # arena-deploy: drained/);
+    expect(statSync(CONF_OPTIMIZED).ino).toBe(conf.ino);
+
+    const back = startCli(['rollback', '--project', project, '--state-dir', state], env, 300_000);
+    const r = await back.done;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`Restored ${CONF_OPTIMIZED} from the backup (the interrupted rollout had marked services down in it) and reloaded nginx.`);
+    expect(fileFacts(CONF_OPTIMIZED)).toEqual(conf);
+    // The nginx that runs now has every web service in its upstream, none down.
+    const nginx = (await inspectProject(project)).get('nginx')!;
+    const dump = await execa('docker', ['exec', nginx.Id, 'nginx', '-T'], { reject: false });
+    expect(dump.exitCode, dump.stderr).toBe(0);
+    expect(dump.stdout).toContain('server web-2:8000 max_fails=3 fail_timeout=30s;');
+    expect(dump.stdout).not.toContain('down;');
+    // And routes to all six again (least_conn with one request at a time goes round the replicas).
+    const hosts = new Set<string>();
+    for (let i = 0; i < 24; i += 1) {
+      const res = await fetch('http://127.0.0.1:6980/', { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      hosts.add((JSON.parse(await res.text()) as { hostname: string }).hostname);
+    }
+    expect(hosts.size).toBe(6);
+  }, 420_000);
 });
