@@ -113,6 +113,10 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout', 1000)))
     .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
+    .addOption(new Option('--output <format>', 'text; markdown (with --dry-run: for a pull request); json (with --dry-run: one object)').choices(['text', 'json', 'markdown']).default('text'))
+    .option('--offline', 'with --dry-run and --current: no engine at all; the fleet is assumed to run the current files')
+    .addOption(new Option('--host-cpus <n>', 'with --offline: host vCPUs for the analysis (default: x-arena-deploy.host)').argParser(numberOption('--host-cpus', 0.01, 4096)))
+    .addOption(new Option('--host-memory <size>', 'with --offline: host memory for the analysis, e.g. 64g (default: x-arena-deploy.host)').argParser(sizeOption('--host-memory', 256 * 1024 ** 2)))
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
@@ -134,6 +138,9 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         force: Boolean(o['force']),
         dryRun: Boolean(o['dryRun']),
         stateDir: o['stateDir'] as string | undefined,
+        output: o['output'] as 'text' | 'json' | 'markdown',
+        offline: Boolean(o['offline']),
+        host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
       });
     });
 

@@ -4,7 +4,8 @@ import type { RolloutPlan, Step } from '../rollout/plan-rollout.js';
 import type { RolloutResult } from '../rollout/execute-rollout.js';
 import { renderTable } from './table.js';
 
-function describeStep(step: Step): string[] {
+/** The lines of one step, as the dry run prints them. */
+export function describeStep(step: Step): string[] {
   switch (step.kind) {
     case 'validate':
       return ['validate: docker compose config --quiet, same compose project, images present on the engine'];

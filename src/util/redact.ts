@@ -28,3 +28,19 @@ export function redactArgv(argv: readonly string[], secrets: Iterable<string> = 
     return redactText(a, list);
   });
 }
+
+/** The passwords inside URLs (`postgres://user:PASSWORD@db/app`), so they are masked wherever they appear on their own. */
+export function credentialsIn(value: string): string[] {
+  const out: string[] = [];
+  for (const m of value.matchAll(/:\/\/[^/\s:@]*:([^@/\s]+)@/g)) {
+    const pw = m[1] as string;
+    out.push(pw);
+    try {
+      const decoded = decodeURIComponent(pw);
+      if (decoded !== pw) out.push(decoded);
+    } catch {
+      // Not valid percent-encoding: the raw form is all there is.
+    }
+  }
+  return out;
+}

@@ -23,6 +23,8 @@ import { analyzeWithConfigs, engineHost } from '../../analysis/plan-analysis.js'
 import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
 import { chooseRenderer, type Context } from '../context.js';
+import { checkDryRunFlags, offlineDryRun, writeDryRun, type OutputFormat } from './dry-run.js';
+import type { HostFlags } from '../../analysis/plan-analysis.js';
 
 /** The plan used when none is given. */
 export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
@@ -49,6 +51,12 @@ export interface RolloutOptions {
   readonly engineTimeoutMs?: number | undefined;
   /** Poll interval of health waits; tests shorten it. */
   readonly pollMs?: number | undefined;
+  /** What the dry run prints: text (default), markdown for a reviewer, or one JSON object. */
+  readonly output?: OutputFormat | undefined;
+  /** Dry run with no engine at all, from --current (every service assumed running). */
+  readonly offline?: boolean | undefined;
+  /** Host capacity for the offline analysis. */
+  readonly host?: HostFlags | undefined;
 }
 
 /** Resolves the target files: the flags, else the default plan in the working directory, else the packaged one. */
@@ -95,6 +103,11 @@ function describeOpen(e: RolloutEntry): string {
 
 /** Runs the rollout command; returns the exit code or throws a typed error. */
 export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Promise<number> {
+  checkDryRunFlags(opts);
+  if (opts.offline) {
+    const policy = { services: opts.services, include: opts.include ?? [], parallelism: opts.parallelism, delayMs: opts.delayMs, monitorMs: opts.monitorMs, healthTimeoutMs: opts.healthTimeoutMs };
+    return offlineDryRun(baseCtx, resolvePlanFiles(opts.files, baseCtx.cwd), { current: opts.current ?? [], project: opts.project, output: opts.output ?? 'text', policy, host: opts.host ?? {}, force: opts.force });
+  }
   const state = stateDir(opts.stateDir, baseCtx.env);
   const history = rollouts((await readJournal(state)).records);
   const resuming = opts.resume ? pickResume(history, opts, baseCtx.cwd, journalFile(state)) : undefined;
@@ -178,7 +191,10 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
     const notes = await checkRollout(plan, checkDeps);
     if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
-    ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
+    if (opts.output === 'markdown' || opts.output === 'json') {
+      const dry = { plan, target, current: current.plan, mode: 'online' as const, engine: info.endpoint, composeAnswered: composeView !== undefined, host: engineHost(target, info), targetAnalysis: analysis };
+      writeDryRun(ctx, opts.output, { ...dry, warnings: [...warnings, ...notes] });
+    } else ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
     if (errors.length && !opts.force) throw analysisError();
     return 0;
   }
