@@ -14,7 +14,11 @@ export const REDACTED = '[REDACTED]';
 export function redactText(text: string, secrets: Iterable<string>): string {
   let out = text;
   for (const s of secrets) {
-    if (s.length >= 4) out = out.split(s).join(REDACTED);
+    if (s.length < 4) continue;
+    out = out.split(s).join(REDACTED);
+    // Also as it appears inside a JSON string (a quote or backslash in it escaped).
+    const json = JSON.stringify(s).slice(1, -1);
+    if (json !== s) out = out.split(json).join(REDACTED);
   }
   return out;
 }
