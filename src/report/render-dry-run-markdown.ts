@@ -62,7 +62,7 @@ export function renderDryRunMarkdown(r: DryRunReport): string {
     r.mode === 'offline'
       ? 'Computed offline from the files (`--offline`): no engine was asked; the fleet is assumed to run the current files, every service running and healthy, so compose\'s own verdict on what changed was not asked and the field-by-field diff of the files decides.'
       : r.changedBy === 'compose'
-        ? `Read from the engine at ${mdText(r.engine ?? 'unknown')}: which services change is compose's own verdict (\`docker compose up --dry-run\`); the fields below are the tool's diff of the files.`
+        ? `Read from the engine at ${mdText(r.engine ?? 'unknown')}: which services change is compose's own verdict (\`docker compose up --dry-run\`; for services with depends\\_on, such as a load balancer, the diff of the files decides: compose's dry run always says Recreate for them); the fields below are the tool's diff of the files.`
         : `Read from the engine at ${mdText(r.engine ?? 'unknown')}; compose's own verdict was not available, so the field-by-field diff of the files decides what changed.`;
   out.push(`> ${how} Nothing was changed.`);
   if (r.unchecked.length) out.push('>', `> Not checked ${r.mode === 'offline' ? 'offline' : ''}: ${r.unchecked.map(mdText).join('; ')}.`);

@@ -1,0 +1,221 @@
+// The reviewer's dry run (`rollout --dry-run --output markdown|json --offline`) through the real CLI entry point, with
+// no engine: DOCKER_HOST points at a socket that does not exist, and docker compose (config --quiet) is the real one.
+import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main, type MainOverrides } from '../../src/cli/main.js';
+import type { Context, IO } from '../../src/cli/context.js';
+import type { EngineClient } from '../../src/engine/engine-client.js';
+import type { ComposeClient } from '../../src/engine/compose-client.js';
+import { ExecaProcessRunner } from '../../src/engine/process-runner.js';
+import { DockerComposeClient } from '../../src/engine/compose-client.js';
+import { systemClock } from '../../src/rollout/health-wait.js';
+import { mdCode, mdText } from '../../src/report/render-dry-run-markdown.js';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+const PLANS = { current: 'plans/docker-compose.loadbalanced.yml', target: 'plans/docker-compose.loadbalanced.optimized.yml' };
+const TWINS = { current: 'fixtures/compose/arena/docker-compose.loadbalanced.yml', target: 'fixtures/compose/arena/docker-compose.loadbalanced.optimized.yml' };
+const NO_ENGINE = 'unix:///nonexistent/arena-deploy-no-engine.sock';
+
+function buffer(): { stream: NodeJS.WriteStream; text: () => string } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream: stream as unknown as NodeJS.WriteStream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+/** Runs the CLI in-process as a user would, without a terminal. */
+async function run(args: readonly string[], opts: { cwd?: string; makeContext?: MainOverrides['makeContext'] } = {}) {
+  const out = buffer();
+  const err = buffer();
+  const io: IO = { stdout: out.stream, stderr: err.stream, stdoutIsTTY: false, stderrIsTTY: false };
+  const env = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? os.tmpdir(), DOCKER_HOST: NO_ENGINE, CI: 'true' };
+  const code = await main(args, { io, env, cwd: opts.cwd ?? root, ...(opts.makeContext ? { makeContext: opts.makeContext } : {}) });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+const offline = (p: { current: string; target: string }, ...extra: string[]) => ['rollout', p.target, '--current', p.current, '--dry-run', '--offline', ...extra];
+
+describe('rollout --dry-run --offline: the reviewer\'s report, with no engine', () => {
+  it('the guide\'s plans on their 16 vCPU / 64 GB host, as markdown', async () => {
+    const r = await run(offline(PLANS, '--output', 'markdown', '--host-cpus', '16', '--host-memory', '64g'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('## arena-deploy rollout dry run: arena');
+    expect(lines[2]).toBe('**6 web services updated one at a time (web-1…web-6), 4 retired (web-7…web-10), nginx recreated, redis unchanged; 0 errors, 1 warning, 1 note**');
+    expect(r.stdout).toContain('Computed offline from the files');
+    expect(r.stdout).toContain('| workers | `12` | `4` |');
+    expect(r.stdout).toContain('| threads | `6` | `4` |');
+    expect(r.stdout).toContain('| memory limit | `3072M` | `5120M` |');
+    expect(r.stdout).toContain('| health check timeout | `10s` | `30s` |');
+    expect(r.stdout).toContain('| concurrent handlers | 720 | 96 |');
+    // Errors and warnings come before the services and their changes.
+    expect(r.stdout.indexOf('### Errors and warnings')).toBeLessThan(r.stdout.indexOf('### Services'));
+    await expect(r.stdout).toMatchFileSnapshot('../__snapshots__/dry-run/plans.md');
+  });
+
+  it('the guide\'s plans as one JSON object with the same content', async () => {
+    const r = await run(offline(PLANS, '--output', 'json', '--host-cpus', '16', '--host-memory', '64g'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const report = JSON.parse(r.stdout) as Record<string, unknown> & { services: { service: string; role: string; changes: { field: string; from: string; to: string }[] }[] };
+    expect(report).toMatchObject({ version: 1, kind: 'dry-run', mode: 'offline', changedBy: 'files', engine: null, counts: { rolled: 6, retired: 4, recreated: 1, unchanged: 1, errors: 0, warnings: 1 } });
+    expect(report.services.find((s) => s.service === 'web-1')?.changes).toContainEqual({ field: 'workers', from: '12', to: '4' });
+    expect(report.services.filter((s) => s.role === 'retired').map((s) => s.service)).toEqual(['web-7', 'web-8', 'web-9', 'web-10']);
+    await expect(`${JSON.stringify(report, null, 2)}\n`).toMatchFileSnapshot('../__snapshots__/dry-run/plans.json');
+  });
+
+  it('the fixtures\' twins on the 2-core / 24 GB host they are sized for, as markdown and JSON', async () => {
+    const md = await run(offline(TWINS, '--output', 'markdown', '--host-cpus', '2', '--host-memory', '24g'));
+    expect(md.code).toBe(0);
+    expect(md.stdout).toContain('| env ARENA\\_REVISION | `original` | `optimized` |');
+    await expect(md.stdout).toMatchFileSnapshot('../__snapshots__/dry-run/twins.md');
+    const json = await run(offline(TWINS, '--output', 'json', '--host-cpus', '2', '--host-memory', '24g'));
+    expect(json.code).toBe(0);
+    await expect(`${JSON.stringify(JSON.parse(json.stdout), null, 2)}\n`).toMatchFileSnapshot('../__snapshots__/dry-run/twins.json');
+  });
+
+  it('without host facts the host rules are skipped, and the report says so', async () => {
+    const r = await run(offline(TWINS, '--output', 'markdown'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('- **Host:** unknown: offline, and no --host-cpus/--host-memory nor x-arena-deploy.host: host rules skipped');
+  });
+
+  it('the original plan as the target: the markdown is printed, then exit 3 with one sentence', async () => {
+    const r = await run(['rollout', PLANS.current, '--current', PLANS.target, '--dry-run', '--offline', '--output', 'markdown', '--host-cpus', '16', '--host-memory', '64g']);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain('| 🛑 error | `memory-overcommit` | web-1…web-10 |');
+    expect(r.stdout).toMatch(/; 10 errors|; 1 error/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^error: The target plan would fail on a host of 16 vCPUs: web-1 needs about 4000 MB/);
+  });
+
+  it('asks nothing of the engine and runs no compose command but config --quiet', async () => {
+    const engineCalls: string[] = [];
+    const composeCalls: string[] = [];
+    const engine = new Proxy({} as EngineClient, {
+      get: (_t, name) => () => {
+        engineCalls.push(String(name));
+        throw new Error(`engine.${String(name)} called offline`);
+      },
+    });
+    const makeContext = (base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }): Context => {
+      const runner = new ExecaProcessRunner(() => {}, () => base.secrets);
+      const real = new DockerComposeClient(runner);
+      const compose: ComposeClient = {
+        version: () => (composeCalls.push('version'), real.version()),
+        validate: (t) => (composeCalls.push('validate'), real.validate(t)),
+        pendingChanges: () => Promise.reject(new Error(`compose ${composeCalls.push('pendingChanges')} called offline`)),
+        recreate: () => Promise.reject(new Error(`compose ${composeCalls.push('recreate')} called offline`)),
+        upAll: () => Promise.reject(new Error(`compose ${composeCalls.push('upAll')} called offline`)),
+        down: () => Promise.reject(new Error(`compose ${composeCalls.push('down')} called offline`)),
+      };
+      return { ...base, engine, compose, runner, clock: systemClock };
+    };
+    for (const format of ['markdown', 'json', 'text']) {
+      const r = await run(offline(TWINS, '--output', format), { makeContext });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(engineCalls).toEqual([]);
+    expect(new Set(composeCalls)).toEqual(new Set(['version', 'validate']));
+  });
+
+  it('refuses the combinations that mean nothing with one sentence and exit 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['rollout', '--output', 'markdown'], /^error: --output markdown is the dry run a reviewer reads: use it with --dry-run\.$/],
+      [['rollout', '--offline', '--current', PLANS.current], /^error: --offline works only with --dry-run/],
+      [['rollout', '--dry-run', '--offline'], /^error: --offline needs --current FILE/],
+      [['rollout', '--dry-run', '--host-cpus', '16'], /^error: --host-cpus and --host-memory go with --offline/],
+      [['rollout', '--dry-run', '--output', 'yaml'], /^error: option '--output <format>' argument 'yaml' is invalid/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(message);
+    }
+  });
+});
+
+describe('planted secrets never appear in any dry run output', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const twins = path.join(root, 'fixtures', 'compose', 'arena');
+  copyFileSync(path.join(twins, 'docker-compose.loadbalanced.yml'), path.join(dir, 'current.yml'));
+  copyFileSync(path.join(twins, 'docker-compose.loadbalanced.optimized.yml'), path.join(dir, 'target.yml'));
+  cpSync(path.join(twins, 'nginx'), path.join(dir, 'nginx'), { recursive: true });
+  const planted = {
+    oldKey: 'planted-old-django-key-3f9a1c',
+    newKey: 'planted-new-django-key-8b27de',
+    oldDbPassword: 'Pl4nted-Old-Db-Pass',
+    newDbPassword: 'Pl4nted-New-Db-Pass',
+    // Characters that markdown and JSON escape: redacted before escaping, or this would slip through as tok\|en…
+    oldToken: 'planted|old-tok`en"with-quotes_and*stars',
+    newToken: 'planted|new-tok`en"with\\backslash_and*stars',
+    plainFromEnvFile: 'planted-plain-env-file-value-5521',
+  };
+  // Both plans read ./arena.env; each override adds environment entries and its own env file.
+  writeFileSync(path.join(dir, 'arena.env'), `DJANGO_SECRET_KEY=${planted.oldKey}\nARENA_REVISION=\n`);
+  writeFileSync(path.join(dir, 'current-secrets.env'), `FEATURE_SETTING=${planted.plainFromEnvFile}\n`);
+  writeFileSync(path.join(dir, 'target-secrets.env'), `DJANGO_SECRET_KEY=${planted.newKey}\nFEATURE_SETTING=${planted.plainFromEnvFile}-v2\n`);
+  const override = (envFile: string, password: string, token: string, extra: string) =>
+    [
+      'services:',
+      '  web-1:',
+      `    env_file: [./${envFile}]`,
+      '    environment:',
+      `      DATABASE_PASSWORD: "${password}"`,
+      `      DATABASE_URL: "postgres://arena:${password}@db:5432/arena"`,
+      `      API_TOKEN: ${JSON.stringify(token)}`,
+      extra,
+      '',
+    ].join('\n');
+  writeFileSync(path.join(dir, 'current-override.yml'), override('current-secrets.env', planted.oldDbPassword, planted.oldToken, ''));
+  // The new password and token also land in labels, under no secret-looking key: they are masked as the secrets they are,
+  // also where the labels are shown as JSON (the quote and backslash of the token escaped).
+  writeFileSync(path.join(dir, 'target-override.yml'), override('target-secrets.env', planted.newDbPassword, planted.newToken, `    labels:\n      com.example.db-hint: "${planted.newDbPassword}"\n      com.example.copy-of-the-token: ${JSON.stringify(planted.newToken)}`));
+  const args = (format: string) => ['rollout', '-f', path.join(dir, 'target.yml'), '-f', path.join(dir, 'target-override.yml'), '--current', path.join(dir, 'current.yml'), '--current', path.join(dir, 'current-override.yml'), '--dry-run', '--offline', '--output', format, '--host-cpus', '2', '--host-memory', '24g'];
+
+  for (const format of ['text', 'markdown', 'json']) {
+    it(`--output ${format}`, async () => {
+      const r = await run(args(format));
+      expect(r.code, r.stderr).toBe(0);
+      const all = r.stdout + r.stderr;
+      for (const [name, value] of Object.entries(planted)) {
+        // The value as it is, as JSON and markdown would escape it, and any 12 characters in a row of each of those:
+        // a clipped value must not show half a secret either.
+        const json = (v: string) => JSON.stringify(v).slice(1, -1);
+        const whole = [value, json(value), json(json(value))].flatMap((v) => [v, v.replace(/\|/g, '\\|'), mdText(v), mdCode(v)]);
+        const forms = [...whole];
+        for (const w of whole) for (let i = 0; i + 12 <= w.length; i += 1) forms.push(w.slice(i, i + 12));
+        for (const form of new Set(forms)) {
+          expect(all.includes(form), `${name} (${form}) leaked in --output ${format}`).toBe(false);
+        }
+      }
+      // The masked keys still say that they changed.
+      if (format === 'markdown') {
+        expect(r.stdout).toContain('| env DJANGO\\_SECRET\\_KEY | `[REDACTED] (old)` | `[REDACTED] (new)` |');
+        expect(r.stdout).toContain('| env DATABASE\\_PASSWORD | `[REDACTED] (old)` | `[REDACTED] (new)` |');
+        expect(r.stdout).toContain('| env DATABASE\\_URL | `[REDACTED] (old)` | `[REDACTED] (new)` |');
+        expect(r.stdout).toContain('| env FEATURE\\_SETTING | `[REDACTED] (old)` | `[REDACTED] (new)` |');
+        expect(r.stdout).toContain('| env API\\_TOKEN | `[REDACTED] (old)` | `[REDACTED] (new)` |');
+      }
+      if (format === 'json') {
+        const web1 = (JSON.parse(r.stdout) as { services: { service: string; changes: { field: string; from: string; to: string }[] }[] }).services.find((s) => s.service === 'web-1');
+        expect(web1?.changes).toContainEqual({ field: 'env DJANGO_SECRET_KEY', from: '[REDACTED] (old)', to: '[REDACTED] (new)' });
+        expect(web1?.changes).toContainEqual({ field: 'env DATABASE_PASSWORD', from: '[REDACTED] (old)', to: '[REDACTED] (new)' });
+        expect(web1?.changes.find((c) => c.field === 'labels')?.to).toContain('[REDACTED]');
+      }
+      if (format === 'text') expect(r.stdout).toContain('env DJANGO_SECRET_KEY: [REDACTED] (old) → [REDACTED] (new)');
+    });
+  }
+});
