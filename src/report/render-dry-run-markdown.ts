@@ -18,6 +18,9 @@ export function mdText(value: string): string {
  */
 export function mdCode(value: string): string {
   if (value === '') return '*(empty)*';
+  // A backslash before a pipe cannot be written in a code span of a table (the table reads `\\|` as a backslash, then a
+  // cell boundary): such a value is shown as escaped text instead.
+  if (/\\\|/.test(value.replace(/\r\n|\r|\n/g, ''))) return mdText(value);
   const v = value.replace(/\r\n|\r|\n/g, '\\n').replace(/\|/g, '\\|');
   const longest = Math.max(0, ...[...v.matchAll(/`+/g)].map((m) => m[0].length));
   const fence = '`'.repeat(longest + 1);

@@ -219,3 +219,40 @@ describe('planted secrets never appear in any dry run output', () => {
     });
   }
 });
+
+describe('markdown cells', () => {
+  // As GitHub's table extension does: a backslash escapes the next character (itself too), any other pipe ends a cell.
+  const cells = (row: string) => {
+    const inner = row.slice(2, -2);
+    const out = [''];
+    for (let i = 0; i < inner.length; i += 1) {
+      const c = inner[i] as string;
+      if (c === '\\') out[out.length - 1] += c + (inner[(i += 1)] ?? '');
+      else if (c === '|') out.push('');
+      else out[out.length - 1] += c;
+    }
+    return out;
+  };
+  const hostile = ['a|b', 'a\\|b', 'ends with a backslash\\', 'a\\\\|b', 'line one\nline two', 'with `backticks` and ``two``', '`leading', 'trailing`', '</details><script>x</script>', '| --- |', '**bold** _em_ [link](x) ~strike~ # head', ''];
+
+  for (const v of hostile) {
+    it(`keeps ${JSON.stringify(v)} inside one cell, as code and as text`, () => {
+      for (const rendered of [mdCode(v), mdText(v)]) {
+        const row = `| field | ${rendered} | x |`;
+        expect(row.includes('\n')).toBe(false);
+        expect(cells(row)).toHaveLength(3);
+        // No raw HTML but line breaks: inside code `<` is literal, in text it is escaped.
+        if (!rendered.startsWith('`')) expect(rendered).not.toMatch(/(?<!\\)<(?!br>)/);
+      }
+    });
+  }
+
+  it('fences code with more backticks than the value holds', () => {
+    expect(mdCode('plain')).toBe('`plain`');
+    expect(mdCode('a`b')).toBe('``a`b``');
+    expect(mdCode('``x``')).toBe('``` ``x`` ```');
+    expect(mdCode('a|b')).toBe('`a\\|b`');
+    expect(mdCode('a\nb')).toBe('`a\\nb`');
+    expect(mdText('a|b\nc')).toBe('a\\|b<br>c');
+  });
+});
