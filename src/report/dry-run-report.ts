@@ -1,8 +1,8 @@
 /** What a reviewer needs to judge a rollout from its dry run alone: one data model, rendered as markdown or JSON. Pure. */
 import path from 'node:path';
 import type { Analysis, Finding, Host } from '../analysis/analyze-plan.js';
-import type { FieldChange } from '../plan/diff-services.js';
-import type { Plan } from '../plan/types.js';
+import { diffServices, type FieldChange } from '../plan/diff-services.js';
+import type { Plan, ServicePlan } from '../plan/types.js';
 import type { RolloutPlan, ServiceDisposition, Step } from '../rollout/plan-rollout.js';
 import { compactNames } from '../util/names.js';
 import { REDACTED, redactText } from '../util/redact.js';
@@ -162,7 +162,7 @@ export function buildDryRunReport(input: DryRunInput): DryRunReport {
     parallelism,
     problems,
     services: plan.services,
-    groups: groupServices(plan.services),
+    groups: groupServices(plan.services.map((d) => (d.role === 'added' && d.changes.every((c) => c.field === 'service') ? { ...d, changes: describeNew(input.target.services[d.service]) } : d))),
     steps,
     host: input.host,
     hostSkipped: input.host ? undefined : (input.hostSkipped ?? input.targetAnalysis.hostSkipped),
@@ -206,6 +206,30 @@ function groupServices(services: readonly ServiceDisposition[]): ServiceGroup[] 
     else groups.set(k, { services: [d.service], d });
   }
   return [...groups.values()].map(({ services: s, d }) => ({ services: s, role: d.role, action: d.action, changes: d.changes, note: s.length === 1 ? d.note : d.note?.replace(d.service, 'SERVICE') }));
+}
+
+/** What a new service will be, as changes from nothing: its image, command, limits, health check, ports, environment… */
+function describeNew(s: ServicePlan | undefined): FieldChange[] {
+  if (!s) return [{ field: 'service', from: 'absent', to: 'added' }];
+  const none: ServicePlan = {
+    ...s,
+    image: undefined,
+    hasBuild: false,
+    command: undefined,
+    entrypoint: undefined,
+    environment: {},
+    envFiles: [],
+    ports: [],
+    healthcheck: undefined,
+    limits: { cpus: undefined, memoryBytes: undefined },
+    reservations: { cpus: undefined, memoryBytes: undefined },
+    stopGracePeriodMs: undefined,
+    restart: undefined,
+    bindMounts: [],
+    dependsOn: [],
+    raw: {},
+  };
+  return [{ field: 'service', from: 'absent', to: 'added' }, ...diffServices(none, s).map((c) => ({ ...c, from: '—' }))];
 }
 
 /**

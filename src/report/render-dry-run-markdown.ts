@@ -178,6 +178,7 @@ function summary(g: ServiceGroup): string {
 
 function value(c: FieldChange, side: 'from' | 'to'): string {
   const v = c[side];
-  if (c.field === 'service') return mdText(v);
+  // The marker of a service that is new or gone, and the "nothing before" of a new service's fields, are not values.
+  if (c.field === 'service' || v === '—') return mdText(v);
   return mdCode(v);
 }

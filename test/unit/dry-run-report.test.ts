@@ -220,6 +220,27 @@ describe('planted secrets never appear in any dry run output', () => {
   }
 });
 
+describe('a service the target adds', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'current.yml'), 'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n');
+  writeFileSync(
+    path.join(dir, 'target.yml'),
+    'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n  worker:\n    image: arena-deploy/backend:fixture\n    command: ["celery", "worker"]\n    environment: {BROKER_PASSWORD: "planted-broker-password-77"}\n    deploy: {resources: {limits: {cpus: "0.5", memory: 512M}}}\n',
+  );
+
+  it('is listed as added, with what it will be, its secrets masked', async () => {
+    const r = await run(['rollout', path.join(dir, 'target.yml'), '--current', path.join(dir, 'current.yml'), '--dry-run', '--offline', '--output', 'markdown']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('**1 added (worker), web-1 unchanged;');
+    expect(r.stdout).toContain('| worker | create (new) | new service, image, command, cpu limit, memory limit, env BROKER\\_PASSWORD |');
+    expect(r.stdout).toContain('| image | — | `arena-deploy/backend:fixture` |');
+    expect(r.stdout).toContain('| memory limit | — | `512M` |');
+    expect(r.stdout).toContain('| env BROKER\\_PASSWORD | — | `[REDACTED]` |');
+    expect(r.stdout).not.toContain('planted-broker-password-77');
+  });
+});
+
 describe('markdown cells', () => {
   // As GitHub's table extension does: a backslash escapes the next character (itself too), any other pipe ends a cell.
   const cells = (row: string) => {
