@@ -31,13 +31,28 @@ function buffer(): { stream: NodeJS.WriteStream; text: () => string } {
 }
 
 /** Runs the CLI in-process as a user would, without a terminal. */
-async function run(args: readonly string[], opts: { cwd?: string; makeContext?: MainOverrides['makeContext'] } = {}) {
+async function run(args: readonly string[], opts: { cwd?: string; env?: Record<string, string>; makeContext?: MainOverrides['makeContext'] } = {}) {
   const out = buffer();
   const err = buffer();
   const io: IO = { stdout: out.stream, stderr: err.stream, stdoutIsTTY: false, stderrIsTTY: false };
-  const env = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? os.tmpdir(), DOCKER_HOST: NO_ENGINE, CI: 'true' };
-  const code = await main(args, { io, env, cwd: opts.cwd ?? root, ...(opts.makeContext ? { makeContext: opts.makeContext } : {}) });
-  return { code, stdout: out.text(), stderr: err.text() };
+  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? os.tmpdir(), DOCKER_HOST: NO_ENGINE, CI: 'true', ...opts.env };
+  // An empty value in opts.env means "unset".
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k];
+  // The docker and compose processes the CLI starts inherit this process's environment: it says the same.
+  const saved = { DOCKER_HOST: process.env['DOCKER_HOST'], DOCKER_CONTEXT: process.env['DOCKER_CONTEXT'] };
+  for (const k of Object.keys(saved)) {
+    if (env[k] === undefined) delete process.env[k];
+    else process.env[k] = env[k];
+  }
+  try {
+    const code = await main(args, { io, env, cwd: opts.cwd ?? root, ...(opts.makeContext ? { makeContext: opts.makeContext } : {}) });
+    return { code, stdout: out.text(), stderr: err.text() };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 const offline = (p: { current: string; target: string }, ...extra: string[]) => ['rollout', p.target, '--current', p.current, '--dry-run', '--offline', ...extra];
@@ -87,6 +102,12 @@ describe('rollout --dry-run --offline: the reviewer\'s report, with no engine', 
     const r = await run(offline(TWINS, '--output', 'markdown'));
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('- **Host:** unknown: offline, and no --host-cpus/--host-memory nor x-arena-deploy.host: host rules skipped');
+  });
+
+  it('a docker context that does not exist does not stop it: compose\'s own check is listed as not done', async () => {
+    const r = await run(offline(TWINS, '--output', 'markdown'), { env: { DOCKER_HOST: '', DOCKER_CONTEXT: 'arena-deploy-test-no-such-context' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^> Not checked offline: .*; docker compose config --quiet of the target \(compose cannot start here: unable to resolve docker endpoint: context "arena-deploy-test-no-such-context": context not found\)\.$/m);
   });
 
   it('the original plan as the target: the markdown is printed, then exit 3 with one sentence', async () => {

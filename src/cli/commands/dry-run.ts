@@ -117,8 +117,17 @@ export async function offlineDryRun(ctx: Context, targetFiles: readonly string[]
     () => true,
     () => false,
   );
-  if (composeThere) await ctx.compose.validate(composeTargetOf(target));
-  else unchecked.push('`docker compose config --quiet` of the target (docker compose is not installed here)');
+  if (composeThere) {
+    try {
+      await ctx.compose.validate(composeTargetOf(target));
+    } catch (err) {
+      // compose resolves the docker context before reading any file: "Failed to initialize: unable to resolve docker
+      // endpoint: context "x": context not found". That says nothing about the plan, and offline no engine is needed.
+      if (!(err instanceof ValidationError) || !/unable to resolve docker endpoint/.test(err.message)) throw err;
+      const why = err.message.replace(/^.*?rejects .*?: (Failed to initialize: )?/, '').replace(/: open \S+.*$/, '');
+      unchecked.push(`docker compose config --quiet of the target (compose cannot start here: ${why})`);
+    }
+  } else unchecked.push('docker compose config --quiet of the target (docker compose is not installed here)');
 
   const plan = planRollout({ target, current, live: assumedFleet(current), composeView: undefined, policy: opts.policy });
   const host = await resolveHost(target, opts.host, undefined);
