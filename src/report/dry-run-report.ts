@@ -101,13 +101,15 @@ export interface DryRunInput {
   readonly warnings: readonly string[];
   /** Paths are shown relative to this folder when they are inside it. */
   readonly cwd: string;
+  /** Per service, changes the service diff cannot see: what its nginx config says (upstream servers, timeouts). */
+  readonly configChanges?: ReadonlyMap<string, readonly FieldChange[]> | undefined;
 }
 
 const ORDER: Record<Finding['severity'], number> = { error: 0, warning: 1, info: 2 };
 
 /** Builds the report; no I/O. */
 export function buildDryRunReport(input: DryRunInput): DryRunReport {
-  const { plan } = input;
+  const plan = withConfigChanges(input.plan, input.configChanges);
   const show = (f: string) => {
     const rel = path.relative(input.cwd, f);
     return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : f;
@@ -171,6 +173,18 @@ export function buildDryRunReport(input: DryRunInput): DryRunReport {
     current: { files: plan.currentFiles.map(show), analysis: current, unavailable: typeof input.currentAnalysis === 'string' ? input.currentAnalysis : undefined },
     fixed,
     introduced,
+  };
+}
+
+/** The plan with each changed service's config-file changes added to its own (unchanged services keep none). */
+function withConfigChanges(plan: RolloutPlan, extra: DryRunInput['configChanges']): RolloutPlan {
+  if (!extra || extra.size === 0) return plan;
+  return {
+    ...plan,
+    services: plan.services.map((d) => {
+      const more = extra.get(d.service);
+      return more?.length && d.role !== 'unchanged' && d.role !== 'retired' && d.role !== 'kept' ? { ...d, changes: [...d.changes, ...more] } : d;
+    }),
   };
 }
 

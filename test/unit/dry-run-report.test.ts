@@ -71,6 +71,9 @@ describe('rollout --dry-run --offline: the reviewer\'s report, with no engine', 
     expect(r.stdout).toContain('| memory limit | `3072M` | `5120M` |');
     expect(r.stdout).toContain('| health check timeout | `10s` | `30s` |');
     expect(r.stdout).toContain('| concurrent handlers | 720 | 96 |');
+    // nginx: what its config says, not only that another file is mounted.
+    expect(r.stdout).toContain('| nginx upstream arena\\_backend servers | `10: web-1…web-10 on port 8000, max_fails=3 fail_timeout=30s` | `6: web-1…web-6 on port 8000, max_fails=3 fail_timeout=30s` |');
+    expect(r.stdout).toContain('| nginx proxy\\_read\\_timeout | `arena_backend: 15m` | `arena_backend: 5m` |');
     // Errors and warnings come before the services and their changes.
     expect(r.stdout.indexOf('### Errors and warnings')).toBeLessThan(r.stdout.indexOf('### Services'));
     await expect(r.stdout).toMatchFileSnapshot('../__snapshots__/dry-run/plans.md');

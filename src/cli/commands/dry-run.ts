@@ -3,7 +3,10 @@ import path from 'node:path';
 import { UsageError, ValidationError } from '../../errors.js';
 import { loadPlan } from '../../plan/load-plan.js';
 import type { Plan } from '../../plan/types.js';
-import { analyzeWithConfigs, resolveHost, type HostFlags } from '../../analysis/plan-analysis.js';
+import { analyzeWithConfigs, readNginxConfigs, resolveHost, type HostFlags } from '../../analysis/plan-analysis.js';
+import { diffNginx } from '../../plan/diff-nginx.js';
+import type { FieldChange } from '../../plan/diff-services.js';
+import type { NginxConfig } from '../../plan/nginx.js';
 import type { Analysis, Host } from '../../analysis/analyze-plan.js';
 import { composeTargetOf } from '../../engine/compose-commands.js';
 import { planRollout, type RolloutPlan, type RolloutPolicy } from '../../rollout/plan-rollout.js';
@@ -80,10 +83,30 @@ export function writeDryRun(ctx: Context, format: 'markdown' | 'json', d: DryRun
   } catch (err) {
     currentAnalysis = err instanceof Error ? err.message : String(err);
   }
-  const input: DryRunInput = { ...d, currentAnalysis, cwd: ctx.cwd };
+  const input: DryRunInput = { ...d, currentAnalysis, cwd: ctx.cwd, configChanges: nginxChanges(d.current, d.target) };
   const report = redactReport(buildDryRunReport(input), ctx.secrets);
   const text = format === 'markdown' ? renderDryRunMarkdown(report) : `${JSON.stringify(dryRunJson(report))}\n`;
   ctx.io.stdout.write(redactText(text, ctx.secrets));
+}
+
+/** Per service, what its nginx config changes; a config that cannot be read adds nothing here (the analysis says why). */
+function nginxChanges(current: Plan, target: Plan): Map<string, FieldChange[]> {
+  const read = (p: Plan) => {
+    try {
+      return readNginxConfigs(p);
+    } catch {
+      return new Map<string, NginxConfig>();
+    }
+  };
+  const a = read(current);
+  const b = read(target);
+  const out = new Map<string, FieldChange[]>();
+  for (const service of new Set([...a.keys(), ...b.keys()])) {
+    if (!target.services[service]) continue;
+    const changes = diffNginx(a.get(service), b.get(service));
+    if (changes.length) out.set(service, changes);
+  }
+  return out;
 }
 
 /** Flags of the offline dry run (the rest of rollout's options are the same). */
