@@ -4,7 +4,7 @@ import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, type MainOverrides } from '../../src/cli/main.js';
 import type { Context, IO } from '../../src/cli/context.js';
 import type { EngineClient } from '../../src/engine/engine-client.js';
@@ -171,12 +171,12 @@ describe('rollout --dry-run --offline: the reviewer\'s report, with no engine', 
 });
 
 describe('planted secrets never appear in any dry run output', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // Made before the tests and removed after them (in the describe body, a filtered run would skip the removal).
+  let dir = '';
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
   const twins = path.join(root, 'fixtures', 'compose', 'arena');
-  copyFileSync(path.join(twins, 'docker-compose.loadbalanced.yml'), path.join(dir, 'current.yml'));
-  copyFileSync(path.join(twins, 'docker-compose.loadbalanced.optimized.yml'), path.join(dir, 'target.yml'));
-  cpSync(path.join(twins, 'nginx'), path.join(dir, 'nginx'), { recursive: true });
   const planted = {
     oldKey: 'planted-old-django-key-3f9a1c',
     newKey: 'planted-new-django-key-8b27de',
@@ -187,26 +187,32 @@ describe('planted secrets never appear in any dry run output', () => {
     newToken: 'planted|new-tok`en"with\\backslash_and*stars',
     plainFromEnvFile: 'planted-plain-env-file-value-5521',
   };
-  // Both plans read ./arena.env; each override adds environment entries and its own env file.
-  writeFileSync(path.join(dir, 'arena.env'), `DJANGO_SECRET_KEY=${planted.oldKey}\nARENA_REVISION=\n`);
-  writeFileSync(path.join(dir, 'current-secrets.env'), `FEATURE_SETTING=${planted.plainFromEnvFile}\n`);
-  writeFileSync(path.join(dir, 'target-secrets.env'), `DJANGO_SECRET_KEY=${planted.newKey}\nFEATURE_SETTING=${planted.plainFromEnvFile}-v2\n`);
-  const override = (envFile: string, password: string, token: string, extra: string) =>
-    [
-      'services:',
-      '  web-1:',
-      `    env_file: [./${envFile}]`,
-      '    environment:',
-      `      DATABASE_PASSWORD: "${password}"`,
-      `      DATABASE_URL: "postgres://arena:${password}@db:5432/arena"`,
-      `      API_TOKEN: ${JSON.stringify(token)}`,
-      extra,
-      '',
-    ].join('\n');
-  writeFileSync(path.join(dir, 'current-override.yml'), override('current-secrets.env', planted.oldDbPassword, planted.oldToken, ''));
-  // The new password and token also land in labels, under no secret-looking key: they are masked as the secrets they are,
-  // also where the labels are shown as JSON (the quote and backslash of the token escaped).
-  writeFileSync(path.join(dir, 'target-override.yml'), override('target-secrets.env', planted.newDbPassword, planted.newToken, `    labels:\n      com.example.db-hint: "${planted.newDbPassword}"\n      com.example.copy-of-the-token: ${JSON.stringify(planted.newToken)}`));
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    copyFileSync(path.join(twins, 'docker-compose.loadbalanced.yml'), path.join(dir, 'current.yml'));
+    copyFileSync(path.join(twins, 'docker-compose.loadbalanced.optimized.yml'), path.join(dir, 'target.yml'));
+    cpSync(path.join(twins, 'nginx'), path.join(dir, 'nginx'), { recursive: true });
+    // Both plans read ./arena.env; each override adds environment entries and its own env file.
+    writeFileSync(path.join(dir, 'arena.env'), `DJANGO_SECRET_KEY=${planted.oldKey}\nARENA_REVISION=\n`);
+    writeFileSync(path.join(dir, 'current-secrets.env'), `FEATURE_SETTING=${planted.plainFromEnvFile}\n`);
+    writeFileSync(path.join(dir, 'target-secrets.env'), `DJANGO_SECRET_KEY=${planted.newKey}\nFEATURE_SETTING=${planted.plainFromEnvFile}-v2\n`);
+    const override = (envFile: string, password: string, token: string, extra: string) =>
+      [
+        'services:',
+        '  web-1:',
+        `    env_file: [./${envFile}]`,
+        '    environment:',
+        `      DATABASE_PASSWORD: "${password}"`,
+        `      DATABASE_URL: "postgres://arena:${password}@db:5432/arena"`,
+        `      API_TOKEN: ${JSON.stringify(token)}`,
+        extra,
+        '',
+      ].join('\n');
+    writeFileSync(path.join(dir, 'current-override.yml'), override('current-secrets.env', planted.oldDbPassword, planted.oldToken, ''));
+    // The new password and token also land in labels, under no secret-looking key: they are masked as the secrets they are,
+    // also where the labels are shown as JSON (the quote and backslash of the token escaped).
+    writeFileSync(path.join(dir, 'target-override.yml'), override('target-secrets.env', planted.newDbPassword, planted.newToken, `    labels:\n      com.example.db-hint: "${planted.newDbPassword}"\n      com.example.copy-of-the-token: ${JSON.stringify(planted.newToken)}`));
+  });
   const args = (format: string) => ['rollout', '-f', path.join(dir, 'target.yml'), '-f', path.join(dir, 'target-override.yml'), '--current', path.join(dir, 'current.yml'), '--current', path.join(dir, 'current-override.yml'), '--dry-run', '--offline', '--output', format, '--host-cpus', '2', '--host-memory', '24g'];
 
   for (const format of ['text', 'markdown', 'json']) {
@@ -245,13 +251,18 @@ describe('planted secrets never appear in any dry run output', () => {
 });
 
 describe('a service the target adds', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(path.join(dir, 'current.yml'), 'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n');
-  writeFileSync(
-    path.join(dir, 'target.yml'),
-    'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n  worker:\n    image: arena-deploy/backend:fixture\n    command: ["celery", "worker"]\n    environment: {BROKER_PASSWORD: "planted-broker-password-77"}\n    deploy: {resources: {limits: {cpus: "0.5", memory: 512M}}}\n',
-  );
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
+    writeFileSync(path.join(dir, 'current.yml'), 'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n');
+    writeFileSync(
+      path.join(dir, 'target.yml'),
+      'name: arena\nservices:\n  web-1:\n    image: arena-deploy/backend:fixture\n  worker:\n    image: arena-deploy/backend:fixture\n    command: ["celery", "worker"]\n    environment: {BROKER_PASSWORD: "planted-broker-password-77"}\n    deploy: {resources: {limits: {cpus: "0.5", memory: 512M}}}\n',
+    );
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   it('is listed as added, with what it will be, its secrets masked', async () => {
     const r = await run(['rollout', path.join(dir, 'target.yml'), '--current', path.join(dir, 'current.yml'), '--dry-run', '--offline', '--output', 'markdown']);
