@@ -1,4 +1,6 @@
 /** The CLI: argv → command, the composition root, and the one place that maps errors to output and exit codes. */
+// First: the colour decision must be in process.env before listr2 (colorette) loads.
+import './color-setup.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -47,7 +49,7 @@ function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug:
 
 /** Runs the CLI with argv (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[], overrides: MainOverrides = {}): Promise<number> {
-  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) };
+  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY), stdin: process.stdin, stdinIsTTY: Boolean(process.stdin.isTTY) };
   const env = overrides.env ?? process.env;
   const cwd = overrides.cwd ?? process.cwd();
   const debug = argv.includes('--debug') || env['ARENA_DEPLOY_DEBUG'] === '1';
@@ -62,7 +64,8 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     received ??= sig;
     if (signals === 1) {
       io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
-      controller.abort();
+      // The reason is the signal's name: an --output json report gives the exit code the CLI will.
+      controller.abort(sig);
     } else {
       io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
       process.exit(interruptedCode());
@@ -117,6 +120,8 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
+    .option('-y, --yes', 'do not ask "Roll out? [y/N]" on a terminal (without a terminal it is never asked)')
+    .addOption(new Option('--output <format>', 'text, or json: NDJSON events and a final report on stdout (docs/report.md); markdown is for --dry-run').choices(['text', 'json', 'markdown']).default('text'))
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
         resume: Boolean(o['resume']),
@@ -134,6 +139,8 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         force: Boolean(o['force']),
         dryRun: Boolean(o['dryRun']),
         stateDir: o['stateDir'] as string | undefined,
+        output: o['output'] as 'text' | 'json' | 'markdown',
+        yes: Boolean(o['yes']),
       });
     });
 
