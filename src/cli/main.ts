@@ -59,11 +59,13 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   let received: NodeJS.Signals | undefined;
   /** 128 + the signal's number, as a shell reports a process killed by it. */
   const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : received === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted);
+  /** What the first signal does, as the running command says it (status --watch just stops). */
+  let firstSignalNote = 'stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).';
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
     received ??= sig;
     if (signals === 1) {
-      io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
+      io.stderr.write(`\n${sig}: ${firstSignalNote}\n`);
       // The reason is the signal's name: an --output json report gives the exit code the CLI will.
       controller.abort(sig);
     } else {
@@ -172,6 +174,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--timeout <duration>', 'how long the services may take to be healthy again').argParser(durationOption('--timeout', 1000)).default(300_000, '5m'))
     .option('--state-dir <dir>', 'where backups, locks and the journal are kept (as for rollout)')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host); the lock of the interrupted rollout being undone is taken over without it')
+    .addOption(new Option('--output <format>', 'text, or json: NDJSON events and a final report on stdout (docs/report.md)').choices(['text', 'json']).default('text'))
     .action(async (o: Record<string, unknown>) => {
       code = await rollbackCommand(ctx(), {
         project: o['project'] as string | undefined,
@@ -179,6 +182,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         stateDir: o['stateDir'] as string | undefined,
         timeoutS: Math.ceil((o['timeout'] as number) / 1000),
         breakLock: Boolean(o['breakLock']),
+        output: o['output'] as 'text' | 'json',
       });
     });
 
@@ -198,8 +202,11 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .requiredOption('-p, --project <name>', 'compose project')
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
+    .option('-w, --watch', 'look again every --interval until Ctrl-C (exit 0): redrawn on a terminal, one NDJSON snapshot per line otherwise')
+    .addOption(new Option('--interval <duration>', 'time between looks with --watch').argParser(durationOption('--interval', 200)).default(2000, '2s'))
     .action(async (o: Record<string, unknown>) => {
-      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
+      if (o['watch']) firstSignalNote = 'stopping the watch.';
+      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined, watch: Boolean(o['watch']), intervalMs: o['interval'] as number });
     });
 
   program

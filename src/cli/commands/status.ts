@@ -15,7 +15,16 @@ export interface StatusOptions {
   readonly project: string;
   readonly output: 'text' | 'json';
   readonly stateDir?: string | undefined;
+  /** Redraw (terminal) or print one NDJSON snapshot (pipe, --output json) every `intervalMs` until a signal. */
+  readonly watch?: boolean | undefined;
+  readonly intervalMs?: number | undefined;
 }
+
+/** Default of --interval. */
+export const DEFAULT_WATCH_INTERVAL_MS = 2000;
+
+/** Clears a terminal and puts the cursor top left, before each redraw. */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
 /** Memory use above this share of the limit is a warning, as in the guide's troubleshooting. */
 export const MEMORY_WARNING_SHARE = 0.8;
@@ -69,9 +78,37 @@ function describe(d: ContainerDetails, memory: number | undefined, now: number):
   };
 }
 
-/** Prints the project's containers and flags what needs a look; exit 0, or 1 when a container is not running and healthy. */
+/**
+ * Prints the project's containers and flags what needs a look; exit 0, or 1 when a container is not running and healthy.
+ * With --watch: again every interval until SIGINT/SIGTERM, then exit 0.
+ */
 export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<number> {
   if (!opts.project) throw new UsageError('name the compose project with --project.');
+  if (!opts.watch) {
+    const snap = await snapshot(ctx, opts);
+    ctx.io.stdout.write(opts.output === 'json' ? `${JSON.stringify(snap.json, null, 2)}\n` : snap.text);
+    return snap.code;
+  }
+  const interval = opts.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
+  // A terminal gets the table redrawn in place; a pipe or --output json one compact JSON object per line.
+  const redraw = opts.output === 'text' && ctx.io.stdoutIsTTY;
+  while (!ctx.signal.aborted) {
+    const t0 = ctx.clock.now();
+    const snap = await snapshot(ctx, opts).catch((err: unknown) => {
+      // Interrupted while the engine was being asked: the watch ends as asked.
+      if (ctx.signal.aborted) return undefined;
+      throw err;
+    });
+    if (!snap || ctx.signal.aborted) break;
+    if (redraw) ctx.io.stdout.write(`${CLEAR_SCREEN}${snap.text}\nEvery ${formatElapsed(interval)}; Ctrl-C to stop.\n`);
+    else ctx.io.stdout.write(`${JSON.stringify({ type: 'snapshot', time: new Date().toISOString(), ...snap.json })}\n`);
+    await ctx.clock.sleep(Math.max(0, interval - (ctx.clock.now() - t0)), ctx.signal);
+  }
+  return 0;
+}
+
+/** One look at the fleet: the JSON object of --output json, the text table, and the exit code of a one-shot status. */
+async function snapshot(ctx: Context, opts: StatusOptions): Promise<{ json: Record<string, unknown>; text: string; code: number }> {
   const state = stateDir(opts.stateDir, ctx.env);
   const info = await ctx.engine.ping();
   const read = await readJournal(state);
@@ -100,12 +137,9 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
   const unfinished = open.map((e) => ({ id: e.started.id, by: `${e.started.user}@${e.started.host}`, at: e.started.at, plan: e.started.plan, backup: e.backup ?? null, changed: e.changing.map((c) => c.service), reason: e.finished ? 'the engine stopped answering' : 'its process is gone' }));
   const healthy = services.length > 0 && services.every((s) => s.warnings.length === 0 || s.warnings.every((w) => w.startsWith('restarted') || w.startsWith('memory')));
 
-  if (opts.output === 'json') {
-    ctx.io.stdout.write(
-      `${JSON.stringify({ version: 1, project: opts.project, engine: info.endpoint, journal: journalFile(state), healthy, unfinished, running: running.map((e) => e.started.id), lastRollout: lastEntry ? { id: lastEntry.started.id, at: lastEntry.started.at, plan: lastEntry.started.plan, planHash: lastEntry.started.planHash, result: lastEntry.finished?.outcome ?? (isUnfinished(lastEntry) ? 'unfinished' : 'running') } : null, services }, null, 2)}\n`,
-    );
-    return healthy && unfinished.length === 0 ? 0 : 1;
-  }
+  const code = healthy && unfinished.length === 0 ? 0 : 1;
+  const json = { version: 1, project: opts.project, engine: info.endpoint, journal: journalFile(state), healthy, unfinished, running: running.map((e) => e.started.id), lastRollout: lastEntry ? { id: lastEntry.started.id, at: lastEntry.started.at, plan: lastEntry.started.plan, planHash: lastEntry.started.planHash, result: lastEntry.finished?.outcome ?? (isUnfinished(lastEntry) ? 'unfinished' : 'running') } : null, services };
+  if (opts.output === 'json') return { json, text: '', code };
   const out: string[] = [];
   out.push(`Project ${opts.project} on ${info.endpoint}: ${services.length} container${services.length === 1 ? '' : 's'}.`);
   for (const u of unfinished) {
@@ -135,6 +169,5 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
       ),
     );
   }
-  ctx.io.stdout.write(`${out.join('\n')}\n`);
-  return healthy && unfinished.length === 0 ? 0 : 1;
+  return { json, text: `${out.join('\n')}\n`, code };
 }
