@@ -219,6 +219,7 @@ describe('status --watch', () => {
         expect(x).toMatchObject({ state: 'running', health: 'healthy', restartCount: 0, oomKilled: false, exitCode: 0, memoryLimitBytes: 1024 ** 3 });
         expect(x['memoryBytes']).toBeGreaterThan(0);
         expect(x['uptimeMs']).toBeGreaterThan(0);
+        expect(x['cpuPercent']).toBeGreaterThanOrEqual(0);
       }
     }
     expect(Date.parse(snapshots[1]?.['time'] as string) - Date.parse(snapshots[0]?.['time'] as string)).toBeGreaterThanOrEqual(900);
@@ -244,7 +245,7 @@ describe('status --watch', () => {
     expect(frames.length).toBeGreaterThanOrEqual(2);
     for (const f of frames.slice(0, 2)) {
       expect(f).toMatch(/SERVICE +CONTAINER +CONFIG/);
-      expect(f).toMatch(/web-1 .* running +healthy +0 +no +0 +\d+M \/ 1024M/);
+      expect(f).toMatch(/web-1 .* running +healthy +0 +no +0 +\d+M \/ 1024M \(\d+ %\) +\d+\.\d % +\d/);
       expect(f).toContain('Ctrl-C to stop.');
     }
   }, 180_000);

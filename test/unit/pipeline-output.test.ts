@@ -251,3 +251,19 @@ describe('timestampLines', () => {
     expect(out.join('')).toBe('[03:04:05] one\n[03:04:05] two\n\n[03:04:05] three\n');
   });
 });
+
+describe('resourceUsageOf', () => {
+  it('computes memory without the inactive page cache and CPU % as docker stats does', async () => {
+    const { resourceUsageOf } = await import('../../src/engine/docker-engine-client.js');
+    expect(
+      resourceUsageOf({
+        memory_stats: { usage: 100 * 1024 ** 2, stats: { inactive_file: 20 * 1024 ** 2 } },
+        cpu_stats: { cpu_usage: { total_usage: 3_000_000 }, system_cpu_usage: 120_000_000, online_cpus: 2 },
+        precpu_stats: { cpu_usage: { total_usage: 1_000_000 }, system_cpu_usage: 100_000_000 },
+      }),
+    ).toEqual({ memoryBytes: 80 * 1024 ** 2, cpuPercent: 20 });
+    // cgroup v1 name; no previous sample: no CPU figure rather than a wrong one.
+    expect(resourceUsageOf({ memory_stats: { usage: 10, stats: { total_inactive_file: 4 } }, cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 9 }, precpu_stats: {} })).toEqual({ memoryBytes: 6, cpuPercent: undefined });
+    expect(resourceUsageOf({})).toBeUndefined();
+  });
+});

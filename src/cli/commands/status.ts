@@ -1,7 +1,7 @@
 /** `arena-deploy status`: the fleet as it runs now, per service, and any rollout that never finished. */
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import type { ContainerDetails } from '../../engine/engine-client.js';
+import type { ContainerDetails, ResourceUsage } from '../../engine/engine-client.js';
 import { openRollouts, readJournal, rollouts, journalFile, isUnfinished } from '../../rollout/journal.js';
 import { naturalCompare } from '../../rollout/plan-rollout.js';
 import { renderTable } from '../../report/table.js';
@@ -44,13 +44,16 @@ export interface ServiceStatus {
   readonly exitCode: number;
   readonly memoryBytes: number | null;
   readonly memoryLimitBytes: number | null;
+  /** CPU use as docker stats shows it (100 = one CPU), null when not running or not sampled. */
+  readonly cpuPercent: number | null;
   readonly uptimeMs: number | null;
   readonly warnings: readonly string[];
 }
 
 const MB = 1024 ** 2;
 
-function describe(d: ContainerDetails, memory: number | undefined, now: number): ServiceStatus {
+function describe(d: ContainerDetails, usage: ResourceUsage | undefined, now: number): ServiceStatus {
+  const memory = usage?.memoryBytes;
   const warnings: string[] = [];
   const limit = d.memoryLimitBytes > 0 ? d.memoryLimitBytes : undefined;
   if (memory !== undefined && limit && memory > MEMORY_WARNING_SHARE * limit) warnings.push(`memory at ${Math.round((memory / limit) * 100)} % of its limit`);
@@ -73,6 +76,7 @@ function describe(d: ContainerDetails, memory: number | undefined, now: number):
     exitCode: d.exitCode,
     memoryBytes: memory ?? null,
     memoryLimitBytes: limit ?? null,
+    cpuPercent: usage?.cpuPercent === undefined ? null : Math.round(usage.cpuPercent * 10) / 10,
     uptimeMs: d.running && Number.isFinite(started) ? Math.max(0, now - started) : null,
     warnings,
   };
@@ -127,8 +131,8 @@ async function snapshot(ctx: Context, opts: StatusOptions): Promise<{ json: Reco
         throw err;
       });
       if (!d) return undefined;
-      const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
-      return describe(d, memory, now);
+      const usage = d.running ? await ctx.engine.resourceUsage(c.id).catch(() => undefined) : undefined;
+      return describe(d, usage, now);
     }),
   );
   const services = inspected.filter((x): x is ServiceStatus => x !== undefined);
@@ -152,7 +156,7 @@ async function snapshot(ctx: Context, opts: StatusOptions): Promise<{ json: Reco
     out.push('');
     out.push(
       renderTable(
-        ['SERVICE', 'CONTAINER', 'CONFIG (FILES, HASH)', 'STATE', 'HEALTH', 'RESTARTS', 'OOM', 'EXIT', 'MEMORY / LIMIT', 'UPTIME', 'NEEDS A LOOK'],
+        ['SERVICE', 'CONTAINER', 'CONFIG (FILES, HASH)', 'STATE', 'HEALTH', 'RESTARTS', 'OOM', 'EXIT', 'MEMORY / LIMIT', 'CPU', 'UPTIME', 'NEEDS A LOOK'],
         services.map((s) => [
           s.service,
           s.id.slice(0, 12),
@@ -163,6 +167,7 @@ async function snapshot(ctx: Context, opts: StatusOptions): Promise<{ json: Reco
           s.oomKilled ? 'yes' : 'no',
           String(s.exitCode),
           s.memoryBytes === null ? '-' : `${Math.round(s.memoryBytes / MB)}M / ${s.memoryLimitBytes ? `${Math.round(s.memoryLimitBytes / MB)}M (${Math.round((s.memoryBytes / s.memoryLimitBytes) * 100)} %)` : 'none'}`,
+          s.cpuPercent === null ? '-' : `${s.cpuPercent.toFixed(1)} %`,
           s.uptimeMs === null ? '-' : formatElapsed(s.uptimeMs),
           s.warnings.join('; ') || '-',
         ]),
