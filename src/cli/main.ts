@@ -2,6 +2,7 @@
 // First: the colour decision must be in process.env before listr2 (colorette) loads.
 import './color-setup.js';
 import { readFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
@@ -49,7 +50,7 @@ function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug:
 
 /** Runs the CLI with argv (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[], overrides: MainOverrides = {}): Promise<number> {
-  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY), stdin: process.stdin, stdinIsTTY: Boolean(process.stdin.isTTY) };
+  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY), stdinIsTTY: isatty(0), get stdin() { return process.stdin; } };
   const env = overrides.env ?? process.env;
   const cwd = overrides.cwd ?? process.cwd();
   const debug = argv.includes('--debug') || env['ARENA_DEPLOY_DEBUG'] === '1';
