@@ -9,8 +9,11 @@ import { cli, inspectProject, root, useFleet } from './helpers.js';
 const PIPELINE = path.join(root, 'fixtures', 'compose', 'pipeline');
 const CURRENT = path.join(PIPELINE, 'current.yml');
 const TARGET = path.join(PIPELINE, 'target.yml');
-/** The value current.yml and target.yml plant under API_TOKEN. */
-const SECRET = 'pipeline-planted-secret-7f3a';
+/** The values current.yml and target.yml plant under API_TOKEN: no output may show either. */
+const SECRETS = ['pipeline-planted-secret-7f3a', 'pipeline-planted-secret-new-9c2b'];
+const expectNoSecret = (...outputs: string[]) => {
+  for (const out of outputs) for (const s of SECRETS) expect(out).not.toContain(s);
+};
 /** Any ANSI escape sequence, and the colour ones (SGR) among them. */
 const ESC = '\u001b';
 const SGR = new RegExp(`${ESC}\\[[0-9;]*m`);
@@ -121,7 +124,9 @@ describe('rollout for pipelines and terminals', () => {
     expect(md).toContain(`arena-deploy rollout of \`${project}\`: succeeded (exit 0)`);
     expect(md).toMatch(/\| web-1 \| threads 2 → 3.* \| \d+\.\ds \| updated \| new \|/);
     expect(md).toContain(`Backup: \`${report['backupDir'] as string}\``);
-    for (const out of [r.stdout, r.stderr, md]) expect(out).not.toContain(SECRET);
+    expectNoSecret(r.stdout, r.stderr, md);
+    // The secret changed: the change says so, masked.
+    expect(services[0]?.['change']).toContain('env API_TOKEN [REDACTED] (old) → [REDACTED] (new)');
   }, 300_000);
 
   it('a rollout refused before it starts still ends with a report line: outcome and exit code', async () => {
@@ -150,7 +155,7 @@ describe('rollout for pipelines and terminals', () => {
     expect(r.screen).toMatch(/recreate web-1 → wait healthy/);
     expect(r.screen).toContain(`Roll out ${project} on unix:///var/run/docker.sock? [y/N]`);
     expect(r.screen).toContain('error: Not confirmed (answer: "n"): nothing was changed.');
-    expect(r.screen).not.toContain(SECRET);
+    expectNoSecret(r.screen);
     expect(containerIds(await inspectProject(project))).toEqual(before);
     expect(backupsOf(state, project)).toEqual(backups);
     expect(existsSync(path.join(state, 'locks', `${project}.lock`))).toBe(false);
@@ -162,7 +167,7 @@ describe('rollout for pipelines and terminals', () => {
     expect(r.screen).toContain('[y/N]');
     expect(r.screen).toContain(`Rolled out ${project}: web-1, web-2 on the new config.`);
     expect(r.screen).toMatch(SGR);
-    expect(r.screen).not.toContain(SECRET);
+    expectNoSecret(r.screen);
     const after = await inspectProject(project);
     expect(after.get('web-1')?.Config.Env).toContain('ARENA_REVISION=current');
   }, 300_000);
@@ -191,7 +196,7 @@ describe('rollout for pipelines and terminals', () => {
     const events = ndjson(r.stdout);
     expect(events.map((e) => `${e['type']}${e['step'] ? ` ${e['step']}` : ''}`)).toEqual(['rollout-started', 'step-started restore', 'step-finished restore', 'report']);
     expect(events[events.length - 1]).toMatchObject({ type: 'report', version: 1, command: 'rollback', outcome: 'restored', exitCode: 0, project });
-    expect(r.stdout).not.toContain(SECRET);
+    expectNoSecret(r.stdout);
   }, 300_000);
 });
 
@@ -224,7 +229,7 @@ describe('status --watch', () => {
     }
     expect(Date.parse(snapshots[1]?.['time'] as string) - Date.parse(snapshots[0]?.['time'] as string)).toBeGreaterThanOrEqual(900);
     expect(String(r.stderr)).toContain('SIGINT: stopping the watch.');
-    expect(String(r.stdout)).not.toContain(SECRET);
+    expectNoSecret(String(r.stdout));
   }, 180_000);
 
   it('on a terminal the table is redrawn in place', async () => {
