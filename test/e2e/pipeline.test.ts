@@ -4,11 +4,12 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { cli, inspectProject, root, useFleet } from './helpers.js';
+import { cli, inspectProject, root, startCli, useFleet } from './helpers.js';
 
 const PIPELINE = path.join(root, 'fixtures', 'compose', 'pipeline');
 const CURRENT = path.join(PIPELINE, 'current.yml');
 const TARGET = path.join(PIPELINE, 'target.yml');
+const BROKEN = path.join(PIPELINE, 'broken-unhealthy.yml');
 /** The values current.yml and target.yml plant under API_TOKEN: no output may show either. */
 const SECRETS = ['pipeline-planted-secret-7f3a', 'pipeline-planted-secret-new-9c2b'];
 const expectNoSecret = (...outputs: string[]) => {
@@ -197,6 +198,49 @@ describe('rollout for pipelines and terminals', () => {
     expect(events.map((e) => `${e['type']}${e['step'] ? ` ${e['step']}` : ''}`)).toEqual(['rollout-started', 'step-started restore', 'step-finished restore', 'report']);
     expect(events[events.length - 1]).toMatchObject({ type: 'report', version: 1, command: 'rollback', outcome: 'restored', exitCode: 0, project });
     expectNoSecret(r.stdout);
+  }, 300_000);
+
+  it('a target that turns unhealthy: the failed step, the health change, the rollback step and a rolled-back report (exit 5)', async () => {
+    const summary = path.join(state, 'broken-summary.md');
+    writeFileSync(summary, 'earlier\n');
+    const r = await cli(['rollout', BROKEN, '--project', project, '--state-dir', state, '--output', 'json'], { ...env, GITHUB_STEP_SUMMARY: summary });
+    expect(r.exitCode, r.stderr).toBe(5);
+    const events = ndjson(r.stdout);
+    const failed = events.filter((e) => e['type'] === 'step-finished' && e['status'] === 'failed');
+    expect(failed.map((e) => `${e['step']} ${e['service']}`)).toEqual(['wait-healthy web-1']);
+    expect(failed[0]?.['message']).toMatch(/^web-1 became unhealthy/);
+    const health = events.filter((e) => e['type'] === 'health' && e['service'] === 'web-1').map((e) => e['to']);
+    expect(health).toEqual(['starting', 'unhealthy']);
+    const rollback = events.filter((e) => e['step'] === 'rollback');
+    expect(rollback.map((e) => `${e['type']} ${e['service']} ${e['status'] ?? ''}`.trim())).toEqual(['step-started web-1', 'step-finished web-1 ok']);
+    // web-2 was never started.
+    expect(events.some((e) => e['service'] === 'web-2')).toBe(false);
+    const report = events[events.length - 1] as Json;
+    expect(report).toMatchObject({ type: 'report', outcome: 'rolled-back', exitCode: 5, rollbackErrors: [] });
+    expect(report['failure']).toMatchObject({ service: 'web-1', message: expect.stringMatching(/^web-1 became unhealthy/) });
+    expect((report['failure'] as Json)['details']).toEqual(expect.arrayContaining([expect.stringMatching(/exit 22: curl: \(22\) .*404/)]));
+    expect((report['services'] as Json[]).map((x) => [x['service'], x['result'], x['config']])).toEqual([
+      ['web-1', 'rolled back', 'old'],
+      ['web-2', 'not started', 'old'],
+    ]);
+    const md = readFileSync(summary, 'utf8');
+    expect(md.startsWith('earlier\n')).toBe(true);
+    expect(md).toContain('rolled-back (exit 5)');
+    expect(md).toContain('<details><summary>Why it failed</summary>');
+    expectNoSecret(r.stdout, r.stderr, md);
+    expect((await inspectProject(project)).get('web-1')?.Config.Env).toContain('ARENA_REVISION=target');
+  }, 300_000);
+
+  it('SIGTERM mid-rollout: rolled back first, then the report says interrupted with exit code 143', async () => {
+    const run = startCli(['rollout', CURRENT, '--project', project, '--state-dir', state, '--output', 'json'], env);
+    await run.waitFor(/recreating/);
+    run.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.exitCode, r.stderr).toBe(143);
+    const events = ndjson(r.stdout);
+    expect(events.some((e) => e['step'] === 'rollback' && e['type'] === 'step-finished' && e['status'] === 'ok')).toBe(true);
+    expect(events[events.length - 1]).toMatchObject({ type: 'report', outcome: 'interrupted', exitCode: 143 });
+    expect((await inspectProject(project)).get('web-1')?.Config.Env).toContain('ARENA_REVISION=target');
   }, 300_000);
 });
 
