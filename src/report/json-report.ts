@@ -1,9 +1,7 @@
-/** The machine-readable side of a run: NDJSON events on stdout and the final report object that ends them. */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+/** The machine-readable side of a run: the final report object that ends the NDJSON events, built without I/O. */
 import { ArenaError, CancelledError, DeclinedError, ExitCode, PreflightError, RolledBackError, RollbackFailedError } from '../errors.js';
 import type { RolloutResult } from '../rollout/execute-rollout.js';
-import { REPORT_VERSION, type EventSink, type RolloutEventBody } from './events.js';
+import { REPORT_VERSION } from './events.js';
 
 /** How a run ended, as the report's `outcome` says. */
 export type ReportOutcome =
@@ -51,19 +49,9 @@ export interface ReportContext {
   readonly command: 'rollout' | 'rollback';
   readonly project?: string | undefined;
   readonly engine?: string | undefined;
-  readonly planFiles?: readonly string[] | undefined;
+  /** The plan files and the sha256 of each (null when unreadable). */
+  readonly planFiles?: ReadonlyArray<{ readonly path: string; readonly sha256: string | null }> | undefined;
   readonly warnings?: readonly string[] | undefined;
-}
-
-/** sha256 of each plan file as it is on disk now (null when it cannot be read). */
-export function planFileSums(files: readonly string[], read: (f: string) => Buffer = (f) => readFileSync(f)): Array<{ path: string; sha256: string | null }> {
-  return files.map((f) => {
-    try {
-      return { path: f, sha256: createHash('sha256').update(read(f)).digest('hex') };
-    } catch {
-      return { path: f, sha256: null };
-    }
-  });
 }
 
 /** The exit code an outcome of a finished rollout maps to (the CLI's mapping; 130 for interrupted unless told the signal's). */
@@ -144,7 +132,7 @@ function head(rollout: string, ctx: ReportContext, time: Date) {
     command: ctx.command,
     project: ctx.project ?? null,
     engine: ctx.engine ?? null,
-    plan: ctx.planFiles?.length ? { files: planFileSums(ctx.planFiles) } : null,
+    plan: ctx.planFiles?.length ? { files: ctx.planFiles } : null,
     warnings: ctx.warnings ?? [],
   };
 }
@@ -155,43 +143,4 @@ export function redactDeep<T>(value: T, redact: (s: string) => string): T {
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, redact)) as T;
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redact)])) as T;
   return value;
-}
-
-/** Writes events and the final report as NDJSON: one object per line, every string redacted. */
-export class NdjsonWriter {
-  private reported = false;
-
-  constructor(
-    private readonly out: { write(s: string): unknown },
-    readonly rollout: string,
-    private readonly redact: (s: string) => string,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
-
-  /** The sink the executor is given. */
-  readonly sink: EventSink = (event: RolloutEventBody) => {
-    // version, type, time and rollout first: a reader of the raw line sees them before the payload.
-    const { type, ...rest } = event;
-    this.line({ version: REPORT_VERSION, type, time: this.now().toISOString(), rollout: this.rollout, ...rest });
-  };
-
-  /** Writes the final report; only the first one counts (one run, one last line). */
-  report(report: FinalReport): void {
-    if (this.reported) return;
-    this.reported = true;
-    this.line(report);
-  }
-
-  /** Whether the final report was written. */
-  get done(): boolean {
-    return this.reported;
-  }
-
-  private line(value: object): void {
-    try {
-      this.out.write(`${JSON.stringify(redactDeep(value, this.redact))}\n`);
-    } catch {
-      // A closed stdout drops events; the rollout goes on.
-    }
-  }
 }

@@ -1,5 +1,4 @@
-/** The markdown summary appended to $GITHUB_STEP_SUMMARY: verdict, per-service table, backup, duration. */
-import { promises as fs } from 'node:fs';
+/** The markdown summary appended to $GITHUB_STEP_SUMMARY: verdict, per-service table, backup, duration (pure rendering). */
 import { formatElapsed } from '../plan/units.js';
 import type { FinalReport } from './json-report.js';
 
@@ -53,17 +52,4 @@ export function renderStepSummary(r: FinalReport): string {
   ].filter(Boolean);
   out.push(facts.join('  \n'));
   return `${out.join('\n')}\n\n`;
-}
-
-/**
- * Appends the summary to the file GitHub Actions names in GITHUB_STEP_SUMMARY (never truncates it).
- * Returns a warning sentence when it cannot be written: a summary is not worth failing a deployment for.
- */
-export async function appendStepSummary(file: string, markdown: string): Promise<string | undefined> {
-  try {
-    await fs.appendFile(file, markdown, { encoding: 'utf8' });
-    return undefined;
-  } catch (err) {
-    return `cannot append the summary to GITHUB_STEP_SUMMARY (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`;
-  }
 }

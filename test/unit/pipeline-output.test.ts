@@ -9,9 +9,10 @@ import { applyColorDecision, colorEnabled } from '../../src/cli/color.js';
 import { confirm, isYes, shouldConfirm } from '../../src/cli/confirm.js';
 import { CancelledError, DeclinedError, LockError, PlanError, RollbackFailedError, UsageError, ValidationError } from '../../src/errors.js';
 import { timedStep, type RolloutEventBody } from '../../src/report/events.js';
-import { exitCodeOfError, exitCodeOfOutcome, NdjsonWriter, outcomeOfError, reportOf, reportOfResult, type FinalReport } from '../../src/report/json-report.js';
-import { appendStepSummary, renderStepSummary } from '../../src/report/step-summary.js';
-import { timestampLines } from '../../src/report/timestamp-lines.js';
+import { exitCodeOfError, exitCodeOfOutcome, outcomeOfError, reportOf, reportOfResult, type FinalReport } from '../../src/report/json-report.js';
+import { renderStepSummary } from '../../src/report/step-summary.js';
+import { appendStepSummary, NdjsonWriter, planFileSums } from '../../src/cli/report-output.js';
+import { timestampLines } from '../../src/cli/timestamp-lines.js';
 import { redactText } from '../../src/util/redact.js';
 import type { RolloutResult } from '../../src/rollout/execute-rollout.js';
 
@@ -175,7 +176,7 @@ describe('events and the final report', () => {
   it('the report of a run carries the plan sums, services, backup and failure', () => {
     const file = path.join(tmp, 'target.yml');
     writeFileSync(file, 'services: {}\n');
-    const r = reportOfResult('R2', result, { command: 'rollout', project: 'p', engine: 'unix:///var/run/docker.sock', planFiles: [file, path.join(tmp, 'gone.yml')], warnings: ['w'] }, 5, new Date('2026-01-01T00:00:00Z'));
+    const r = reportOfResult('R2', result, { command: 'rollout', project: 'p', engine: 'unix:///var/run/docker.sock', planFiles: planFileSums([file, path.join(tmp, 'gone.yml')]), warnings: ['w'] }, 5, new Date('2026-01-01T00:00:00Z'));
     expect(r).toEqual({
       version: 1,
       type: 'report',

@@ -9,8 +9,9 @@ import { stateDir } from '../../util/state-dir.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
 import type { Context } from '../context.js';
 import { timedStep, type EventSink } from '../../report/events.js';
-import { NdjsonWriter, exitCodeOfError, outcomeOfError, reportOf, type FinalReport } from '../../report/json-report.js';
-import { appendStepSummary, renderStepSummary } from '../../report/step-summary.js';
+import { exitCodeOfError, outcomeOfError, reportOf, type FinalReport } from '../../report/json-report.js';
+import { renderStepSummary } from '../../report/step-summary.js';
+import { appendStepSummary, NdjsonWriter, planFileSums } from '../report-output.js';
 import { redactText } from '../../util/redact.js';
 import { ExitCode } from '../../errors.js';
 
@@ -49,7 +50,7 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
   const started = ctx.clock.now();
   let report: FinalReport | undefined;
   const make = (outcome: FinalReport['outcome'], verdict: string, exitCode: number) =>
-    reportOf(id, { command: 'rollback', project: facts.project, engine: facts.engine, planFiles: facts.files }, { outcome, verdict, exitCode, durationMs: ctx.clock.now() - started, backupDir: facts.backupDir ?? null });
+    reportOf(id, { command: 'rollback', project: facts.project, engine: facts.engine, planFiles: facts.files && planFileSums(facts.files) }, { outcome, verdict, exitCode, durationMs: ctx.clock.now() - started, backupDir: facts.backupDir ?? null });
   try {
     const code = await runRollback(ctx, opts, facts, writer?.sink, id);
     report = make('restored', facts.verdict ?? 'Restored.', code);

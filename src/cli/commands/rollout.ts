@@ -24,9 +24,10 @@ import { packageRoot } from '../../util/package-root.js';
 import { chooseRenderer, type Context } from '../context.js';
 import { confirm, shouldConfirm } from '../confirm.js';
 import type { EventSink } from '../../report/events.js';
-import { NdjsonWriter, exitCodeOfError, outcomeOfError, reportOf, reportOfResult, type FinalReport, type ReportContext } from '../../report/json-report.js';
-import { appendStepSummary, renderStepSummary } from '../../report/step-summary.js';
-import { timestampLines } from '../../report/timestamp-lines.js';
+import { exitCodeOfError, outcomeOfError, reportOf, reportOfResult, type FinalReport, type ReportContext } from '../../report/json-report.js';
+import { renderStepSummary } from '../../report/step-summary.js';
+import { appendStepSummary, NdjsonWriter, planFileSums } from '../report-output.js';
+import { timestampLines } from '../timestamp-lines.js';
 import { ExitCode } from '../../errors.js';
 
 /** The plan used when none is given. */
@@ -92,7 +93,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
   const redact = (t: string) => redactText(t, ctx.secrets);
   const writer = json ? new NdjsonWriter(ctx.io.stdout, facts.id, redact) : undefined;
   const started = ctx.clock.now();
-  const reportCtx = (): ReportContext => ({ command: 'rollout', project: facts.project, engine: facts.engine, planFiles: facts.planFiles, warnings: facts.warnings });
+  const reportCtx = (): ReportContext => ({ command: 'rollout', project: facts.project, engine: facts.engine, planFiles: facts.planFiles && planFileSums(facts.planFiles), warnings: facts.warnings });
   let report: FinalReport | undefined;
   try {
     const code = await runRollout(ctx, opts, facts, writer?.sink);
