@@ -1,5 +1,8 @@
 /** The CLI: argv → command, the composition root, and the one place that maps errors to output and exit codes. */
+// First: the colour decision must be in process.env before listr2 (colorette) loads.
+import './color-setup.js';
 import { readFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
@@ -47,7 +50,7 @@ function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug:
 
 /** Runs the CLI with argv (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[], overrides: MainOverrides = {}): Promise<number> {
-  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) };
+  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY), stdinIsTTY: isatty(0), get stdin() { return process.stdin; } };
   const env = overrides.env ?? process.env;
   const cwd = overrides.cwd ?? process.cwd();
   const debug = argv.includes('--debug') || env['ARENA_DEPLOY_DEBUG'] === '1';
@@ -57,12 +60,15 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   let received: NodeJS.Signals | undefined;
   /** 128 + the signal's number, as a shell reports a process killed by it. */
   const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : received === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted);
+  /** What the first signal does, as the running command says it (status --watch just stops). */
+  let firstSignalNote = 'stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).';
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
     received ??= sig;
     if (signals === 1) {
-      io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
-      controller.abort();
+      io.stderr.write(`\n${sig}: ${firstSignalNote}\n`);
+      // The reason is the signal's name: an --output json report gives the exit code the CLI will.
+      controller.abort(sig);
     } else {
       io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
       process.exit(interruptedCode());
@@ -113,7 +119,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout', 1000)))
     .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
-    .addOption(new Option('--output <format>', 'text; markdown (with --dry-run: for a pull request); json (with --dry-run: one object)').choices(['text', 'json', 'markdown']).default('text'))
+    .addOption(new Option('--output <format>', 'text; json: NDJSON events and a final report on stdout (docs/report.md), with --dry-run one object; markdown (with --dry-run): the review for a pull request').choices(['text', 'json', 'markdown']).default('text'))
     .option('--offline', 'with --dry-run and --current: no engine at all; the fleet is assumed to run the current files')
     .addOption(new Option('--host-cpus <n>', 'with --offline: host vCPUs for the analysis (default: x-arena-deploy.host)').argParser(numberOption('--host-cpus', 0.01, 4096)))
     .addOption(new Option('--host-memory <size>', 'with --offline: host memory for the analysis, e.g. 64g (default: x-arena-deploy.host)').argParser(sizeOption('--host-memory', 256 * 1024 ** 2)))
@@ -121,6 +127,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
+    .option('-y, --yes', 'do not ask "Roll out? [y/N]" on a terminal (without a terminal it is never asked)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
         resume: Boolean(o['resume']),
@@ -141,6 +148,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         output: o['output'] as 'text' | 'json' | 'markdown',
         offline: Boolean(o['offline']),
         host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
+        yes: Boolean(o['yes']),
       });
     });
 
@@ -172,6 +180,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--timeout <duration>', 'how long the services may take to be healthy again').argParser(durationOption('--timeout', 1000)).default(300_000, '5m'))
     .option('--state-dir <dir>', 'where backups, locks and the journal are kept (as for rollout)')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host); the lock of the interrupted rollout being undone is taken over without it')
+    .addOption(new Option('--output <format>', 'text, or json: NDJSON events and a final report on stdout (docs/report.md)').choices(['text', 'json']).default('text'))
     .action(async (o: Record<string, unknown>) => {
       code = await rollbackCommand(ctx(), {
         project: o['project'] as string | undefined,
@@ -179,6 +188,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         stateDir: o['stateDir'] as string | undefined,
         timeoutS: Math.ceil((o['timeout'] as number) / 1000),
         breakLock: Boolean(o['breakLock']),
+        output: o['output'] as 'text' | 'json',
       });
     });
 
@@ -198,8 +208,11 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .requiredOption('-p, --project <name>', 'compose project')
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
+    .option('-w, --watch', 'look again every --interval until Ctrl-C (exit 0): redrawn on a terminal, one NDJSON snapshot per line otherwise')
+    .addOption(new Option('--interval <duration>', 'time between looks with --watch').argParser(durationOption('--interval', 200)).default(2000, '2s'))
     .action(async (o: Record<string, unknown>) => {
-      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
+      if (o['watch']) firstSignalNote = 'stopping the watch.';
+      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined, watch: Boolean(o['watch']), intervalMs: o['interval'] as number });
     });
 
   program

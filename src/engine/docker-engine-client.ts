@@ -2,7 +2,7 @@
 import Docker from 'dockerode';
 import { EngineUnreachableError } from '../errors.js';
 import { Labels } from './labels.js';
-import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, HealthState } from './engine-client.js';
+import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, HealthState, ResourceUsage } from './engine-client.js';
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -213,13 +213,13 @@ export class DockerEngineClient implements EngineClient {
   }
 
   async memoryUsage(id: string): Promise<number | undefined> {
+    return (await this.resourceUsage(id))?.memoryBytes;
+  }
+
+  async resourceUsage(id: string): Promise<ResourceUsage | undefined> {
     return this.call(async (d) => {
-      const st = (await d.getContainer(id).stats({ stream: false })) as unknown as { memory_stats?: { usage?: number; stats?: Record<string, number> } };
-      const m = st.memory_stats;
-      if (!m?.usage) return undefined;
-      // cgroup v2 calls it inactive_file, v1 total_inactive_file; docker stats subtracts it.
-      const cache = m.stats?.['inactive_file'] ?? m.stats?.['total_inactive_file'] ?? 0;
-      return Math.max(0, m.usage - cache);
+      const st = (await d.getContainer(id).stats({ stream: false })) as unknown as DockerStats;
+      return resourceUsageOf(st);
     });
   }
 
@@ -273,4 +273,26 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       timer = setTimeout(() => reject(Object.assign(new Error(`${what} timeout`), { code: 'ETIMEDOUT' })), ms);
     }),
   ]);
+}
+
+/** The fields of a stats sample that `docker stats` reads. */
+interface DockerStats {
+  memory_stats?: { usage?: number; stats?: Record<string, number> };
+  cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+}
+
+/** Memory and CPU % the way the docker CLI computes them from one sample (its previous reading is in precpu_stats). */
+export function resourceUsageOf(st: DockerStats): ResourceUsage | undefined {
+  const m = st.memory_stats;
+  if (!m?.usage) return undefined;
+  // cgroup v2 calls it inactive_file, v1 total_inactive_file; docker stats subtracts it.
+  const cache = m.stats?.['inactive_file'] ?? m.stats?.['total_inactive_file'] ?? 0;
+  const cpu = st.cpu_stats;
+  const pre = st.precpu_stats;
+  const cpuDelta = (cpu?.cpu_usage?.total_usage ?? 0) - (pre?.cpu_usage?.total_usage ?? 0);
+  const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0);
+  const cpus = cpu?.online_cpus || cpu?.cpu_usage?.percpu_usage?.length || 1;
+  const cpuPercent = pre?.system_cpu_usage && systemDelta > 0 && cpuDelta >= 0 ? (cpuDelta / systemDelta) * cpus * 100 : undefined;
+  return { memoryBytes: Math.max(0, m.usage - cache), cpuPercent };
 }

@@ -59,6 +59,13 @@ export interface EngineEvent {
   readonly timeMs: number;
 }
 
+/** What `docker stats --no-stream` shows of a container: memory without the inactive page cache, CPU in % of one CPU. */
+export interface ResourceUsage {
+  readonly memoryBytes: number | undefined;
+  /** As docker stats computes it: 100 is one CPU busy, 200 two. */
+  readonly cpuPercent: number | undefined;
+}
+
 /** The only door to Docker for observing and for direct container operations. */
 export interface EngineClient {
   /** Answers or throws EngineUnreachableError. */
@@ -75,6 +82,8 @@ export interface EngineClient {
   events(project: string, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
   /** Memory the container uses now (as `docker stats` counts it: without the inactive page cache), or undefined when not running. */
   memoryUsage(id: string): Promise<number | undefined>;
+  /** Memory (as memoryUsage) and CPU use now, from one `docker stats --no-stream` sample; undefined when not running. */
+  resourceUsage(id: string): Promise<ResourceUsage | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
 }

@@ -25,6 +25,13 @@ import { packageRoot } from '../../util/package-root.js';
 import { chooseRenderer, type Context } from '../context.js';
 import { checkDryRunFlags, offlineDryRun, writeDryRun, type OutputFormat } from './dry-run.js';
 import type { HostFlags } from '../../analysis/plan-analysis.js';
+import { confirm, shouldConfirm } from '../confirm.js';
+import type { EventSink } from '../../report/events.js';
+import { exitCodeOfError, outcomeOfError, reportOf, reportOfResult, type FinalReport, type ReportContext } from '../../report/json-report.js';
+import { renderStepSummary } from '../../report/step-summary.js';
+import { appendStepSummary, NdjsonWriter, planFileSums } from '../report-output.js';
+import { timestampLines } from '../timestamp-lines.js';
+import { ExitCode } from '../../errors.js';
 
 /** The plan used when none is given. */
 export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
@@ -51,12 +58,75 @@ export interface RolloutOptions {
   readonly engineTimeoutMs?: number | undefined;
   /** Poll interval of health waits; tests shorten it. */
   readonly pollMs?: number | undefined;
-  /** What the dry run prints: text (default), markdown for a reviewer, or one JSON object. */
+  /** text (default); json: NDJSON events and a final report on stdout (with --dry-run, one object); markdown: the dry run for a reviewer. */
   readonly output?: OutputFormat | undefined;
   /** Dry run with no engine at all, from --current (every service assumed running). */
   readonly offline?: boolean | undefined;
   /** Host capacity for the offline analysis. */
   readonly host?: HostFlags | undefined;
+  /** Do not ask "Roll out? [y/N]" on a terminal. */
+  readonly yes?: boolean | undefined;
+}
+
+/** What a run learned as it went, for the final report however it ends. */
+interface RunFacts {
+  readonly id: string;
+  project?: string;
+  engine?: string;
+  planFiles?: readonly string[];
+  warnings: string[];
+  result?: RolloutResult;
+  /** The verdict of a run that ended without a rollout result (nothing to do). */
+  verdict?: string;
+}
+
+/** The exit code of an interrupted run: 128 + the number of the signal main() aborted with. */
+function interruptedCodeOf(signal: AbortSignal): number {
+  return signal.reason === 'SIGTERM' ? ExitCode.terminated : signal.reason === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted;
+}
+
+/**
+ * Runs the rollout command; returns the exit code or throws a typed error. With `--output json` the events go to stdout
+ * as NDJSON and the last line is the final report, also when the rollout is refused; with GITHUB_STEP_SUMMARY set, a
+ * markdown summary is appended to that file.
+ */
+export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promise<number> {
+  // The dry run's renderings (text, markdown, json) and its flags are the dry run's business.
+  checkDryRunFlags(opts);
+  if (opts.offline) {
+    const policy = { services: opts.services, include: opts.include ?? [], parallelism: opts.parallelism, delayMs: opts.delayMs, monitorMs: opts.monitorMs, healthTimeoutMs: opts.healthTimeoutMs };
+    return offlineDryRun(ctx, resolvePlanFiles(opts.files, ctx.cwd), { current: opts.current ?? [], project: opts.project, output: opts.output ?? 'text', policy, host: opts.host ?? {}, force: opts.force });
+  }
+  const summaryFile = ctx.env['GITHUB_STEP_SUMMARY'];
+  const json = !opts.dryRun && opts.output === 'json';
+  if (opts.dryRun || (!json && !summaryFile)) return runRollout(ctx, opts, { id: newEntryId(), warnings: [] });
+  const facts: RunFacts = { id: newEntryId(), warnings: [] };
+  const redact = (t: string) => redactText(t, ctx.secrets);
+  const writer = json ? new NdjsonWriter(ctx.io.stdout, facts.id, redact) : undefined;
+  const started = ctx.clock.now();
+  const reportCtx = (): ReportContext => ({ command: 'rollout', project: facts.project, engine: facts.engine, planFiles: facts.planFiles && planFileSums(facts.planFiles), warnings: facts.warnings });
+  let report: FinalReport | undefined;
+  try {
+    const code = await runRollout(ctx, opts, facts, writer?.sink);
+    report = facts.result
+      ? reportOfResult(facts.id, facts.result, reportCtx(), code)
+      : reportOf(facts.id, reportCtx(), { outcome: 'nothing-to-do', verdict: facts.verdict ?? 'Nothing to do.', exitCode: code, durationMs: ctx.clock.now() - started });
+    return code;
+  } catch (err) {
+    const code = exitCodeOfError(err, interruptedCodeOf(ctx.signal));
+    report = facts.result
+      ? reportOfResult(facts.id, facts.result, reportCtx(), code)
+      : reportOf(facts.id, reportCtx(), { outcome: outcomeOfError(err), verdict: redact(err instanceof Error ? err.message : String(err)), exitCode: code, durationMs: ctx.clock.now() - started });
+    throw err;
+  } finally {
+    if (report) {
+      writer?.report(report);
+      if (summaryFile) {
+        const trouble = await appendStepSummary(summaryFile, redact(renderStepSummary(report)));
+        if (trouble) ctx.io.stderr.write(`warning: ${trouble}\n`);
+      }
+    }
+  }
 }
 
 /** Resolves the target files: the flags, else the default plan in the working directory, else the packaged one. */
@@ -101,20 +171,18 @@ function describeOpen(e: RolloutEntry): string {
 }
 
 
-/** Runs the rollout command; returns the exit code or throws a typed error. */
-export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Promise<number> {
-  checkDryRunFlags(opts);
-  if (opts.offline) {
-    const policy = { services: opts.services, include: opts.include ?? [], parallelism: opts.parallelism, delayMs: opts.delayMs, monitorMs: opts.monitorMs, healthTimeoutMs: opts.healthTimeoutMs };
-    return offlineDryRun(baseCtx, resolvePlanFiles(opts.files, baseCtx.cwd), { current: opts.current ?? [], project: opts.project, output: opts.output ?? 'text', policy, host: opts.host ?? {}, force: opts.force });
-  }
+/** The rollout itself; `facts` collects what the final report needs, `sink` receives the events. */
+async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFacts, sink?: EventSink): Promise<number> {
   const state = stateDir(opts.stateDir, baseCtx.env);
   const history = rollouts((await readJournal(state)).records);
   const resuming = opts.resume ? pickResume(history, opts, baseCtx.cwd, journalFile(state)) : undefined;
   const files = resuming ? resuming.files : resolvePlanFiles(opts.files, baseCtx.cwd);
+  facts.planFiles = files;
   const target = loadPlan({ files, projectName: opts.project ?? resuming?.entry.started.project, env: baseCtx.env });
+  facts.project = target.project;
   // The first call is not retried: an engine that is not there at all is one sentence and exit 4 at once.
   const info = await baseCtx.engine.ping();
+  facts.engine = info.endpoint;
   await baseCtx.compose.version();
   const outage = new Outage({
     maxMs: opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS,
@@ -127,8 +195,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
       );
     },
   });
+  // Without a terminal, every progress line starts with a timestamp (the error that ends a failed run stays plain).
+  const renderer = chooseRenderer(baseCtx.io, baseCtx.env);
+  const io = renderer === 'simple' ? { ...baseCtx.io, stderr: timestampLines(baseCtx.io.stderr) } : baseCtx.io;
   // One tracker for both: an outage seen by dockerode and compose at once is said once, and counted once.
-  const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, outage), compose: retryingCompose(baseCtx.compose, outage) };
+  const ctx: Context = { ...baseCtx, io, engine: retryingEngine(baseCtx.engine, outage), compose: retryingCompose(baseCtx.compose, outage) };
+  // In json mode stdout carries only NDJSON: the human summary goes to stderr.
+  const human = sink ? ctx.io.stderr : ctx.io.stdout;
   // Continuing after a killed run: its compose may still be finishing a recreate; the fleet is read after it is done.
   if (resuming || opts.breakLock) await waitForComposeOf(target.project, (l) => ctx.io.stderr.write(l));
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
@@ -178,6 +251,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   const errors = groups.filter((g) => g.severity === 'error');
   const analysisWarnings = groups.filter((g) => g.severity === 'warning').map((g) => `${g.rule} [${g.services.join(', ') || 'host'}]: ${g.message}`);
   const allWarnings = [...plan.warnings, ...warnings, ...analysisWarnings];
+  facts.warnings.push(...allWarnings.map(redact));
+  const warnAll = () => {
+    for (const w of allWarnings) {
+      ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+      sink?.({ type: 'warning', message: w });
+    }
+  };
   const analysisError = () =>
     new ValidationError(`The target plan would fail on ${info.endpoint}: ${errors[0]?.message}${(errors[0]?.services.length ?? 0) > 1 ? ` The same for ${errors[0]?.services.slice(1).join(', ')}.` : ''}${errors.length > 1 ? ` (And ${errors.length - 1} more error${errors.length > 2 ? 's' : ''}.)` : ''}`, {
       hints: [`\`arena-deploy validate ${plan.targetFiles.map((f) => path.relative(ctx.cwd, f) || f).join(' ')}\` shows the whole analysis; --force rolls out anyway.`],
@@ -186,6 +266,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     ctx.io.stderr.write(`\nWARNING: --force: rolling out a plan with ${errors.length} analysis error${errors.length === 1 ? '' : 's'}:\n${errors.map((e) => `  ${e.rule} [${e.services.join(', ') || 'host'}]: ${e.message}`).join('\n')}\n\n`);
   }
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force), priorChanges };
+  const checkWithEvents = { ...checkDeps, events: sink, clock: ctx.clock };
 
   if (opts.dryRun) {
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
@@ -200,9 +281,10 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   }
   if (errors.length && !opts.force) throw analysisError();
   if (!hasWork(plan)) {
-    await checkRollout(plan, checkDeps);
-    ctx.io.stdout.write(`Nothing to do: every service of ${plan.project} already runs the target config.\n`);
-    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    await checkRollout(plan, checkWithEvents);
+    facts.verdict = `Nothing to do: every service of ${plan.project} already runs the target config.`;
+    human.write(`${facts.verdict}\n`);
+    warnAll();
     return 0;
   }
 
@@ -219,10 +301,15 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   if (newest) ctx.io.stderr.write(`warning: --break-lock: starting although the ${describeOpen(newest)}.\n`);
   // Everything that can refuse the rollout runs before the lock and the journal: a refused rollout writes nothing.
   // The lock first: while another rollout runs, its half-recreated containers are its business, not a preflight failure.
-  const lockOptions = { rollout: newEntryId(), breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
+  const lockOptions = { rollout: facts.id, breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
   await checkLock(path.join(state, 'locks'), plan.project, lockOptions);
-  await checkRollout(plan, checkDeps);
+  const notes = await checkRollout(plan, checkWithEvents);
   if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
+  // A person at a terminal sees the plan and says yes before the lock and the backup; a pipe or CI is never asked.
+  if (shouldConfirm({ yes: Boolean(opts.yes), stdinIsTTY: Boolean(ctx.io.stdinIsTTY && ctx.io.stdin), stderrIsTTY: ctx.io.stderrIsTTY })) {
+    ctx.io.stderr.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes).replace(' (dry run: nothing is changed)', '')));
+    await confirm(ctx.io.stdin as NodeJS.ReadableStream, ctx.io.stderr, `\nRoll out ${plan.project} on ${info.endpoint}? [y/N] `, ctx.signal);
+  }
   const id = lockOptions.rollout;
   const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles, lockOptions);
   if (lock.tookOver) ctx.io.stderr.write(`${describeTakeOver(lock)}\n`);
@@ -249,14 +336,15 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     } else {
       ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
     }
-    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    sink?.({ type: 'rollout-started', project: plan.project, engine: info.endpoint, plan: plan.targetFiles, current: plan.currentFiles, resumes: resuming?.entry.started.id });
+    warnAll();
     try {
       result = await executeRollout(plan, {
         ...checkDeps,
         clock: ctx.clock,
         backupRoot: path.join(state, 'backups'),
         signal: ctx.signal,
-        renderer: chooseRenderer(ctx.io, ctx.env),
+        renderer,
         progress: ctx.io.stderr,
         redact,
         pollMs: opts.pollMs,
@@ -264,7 +352,9 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         existingBackup,
         priorChanges,
         engineRestarts: () => outage.comebacks,
+        events: sink,
       });
+      facts.result = result;
     } catch (err) {
       // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
       await entry.finish({ outcome: 'not-started', durationMs: 0, changed: [], backup: null, verdict: redact(err instanceof Error ? err.message : String(err)) }).catch(() => {});
@@ -282,13 +372,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   } finally {
     await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
-  ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  human.write(`\n${redact(renderSummary(result))}`);
   if (outage.comebacks > 0) {
     ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
   }
-  if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
+  if (analysisWarnings.length) human.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
   // The verdict is the last line on stdout whatever the outcome; failures also end with it as the error on stderr.
-  ctx.io.stdout.write(`${redact(result.verdict)}\n`);
+  human.write(`${redact(result.verdict)}\n`);
   switch (result.outcome) {
     case 'succeeded':
       return 0;
