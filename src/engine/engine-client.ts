@@ -77,4 +77,6 @@ export interface EngineClient {
   memoryUsage(id: string): Promise<number | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
+  /** A file on the engine's host, read through a throwaway container of `image` (for remote engines' bind mounts). */
+  readHostFile?(image: string, hostPath: string): Promise<{ readonly found: true; readonly data: Buffer } | { readonly found: false; readonly reason: string }>;
 }

@@ -269,7 +269,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   } finally {
     await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
-  ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  ctx.io.stdout.write(`\n${redact(renderSummary(result, info.endpoint))}`);
   if (engineBack > 0) {
     ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
   }
