@@ -6,7 +6,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { ArenaError, EngineUnreachableError } from '../errors.js';
 import { SSH_FAILED, SshDialAgent, type SshDialError } from './ssh-dial-agent.js';
-import { describeTarget, parseSshHost, resolveEngineTarget, type EngineTarget } from './target.js';
+import { describeTarget, isRemoteTarget, parseSshHost, resolveEngineTarget, type EngineTarget } from './target.js';
 import { Labels } from './labels.js';
 import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, HealthState } from './engine-client.js';
 
@@ -125,7 +125,7 @@ export class DockerEngineClient implements EngineClient {
         throw err;
       }
       const info = (await withTimeout(d.info(), 10_000, 'info')) as { ServerVersion?: string; NCPU?: number; MemTotal?: number };
-      return { endpoint: this.endpoint, serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
+      return { endpoint: this.endpoint, remote: isRemoteTarget(this.target()), serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
     });
   }
 
@@ -279,7 +279,8 @@ export class DockerEngineClient implements EngineClient {
 
   /**
    * Reads a file on the engine's host: a throwaway container of `image` (one the plan uses, never pulled) bind-mounts it
-   * read-only and `cat`s it. The container has no network, carries the helper label, and is always removed.
+   * read-only and the file is copied out of it; the container is never started, carries the helper label, and is
+   * always removed.
    */
   async readHostFile(image: string, hostPath: string): Promise<HostFile> {
     return this.call(async (d) => {
@@ -303,12 +304,15 @@ export class DockerEngineClient implements EngineClient {
         throw err;
       }
       try {
-        await container.start();
-        const result = (await container.wait()) as { StatusCode?: number };
-        const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-        const { stdout, stderr } = demuxStreams(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs)));
-        if (result.StatusCode !== 0) return { found: false, reason: `it cannot be read there (cat: ${stderr.toString('utf8').trim().replace(/^cat: /, '') || `exit ${result.StatusCode}`})` };
-        return { found: true, data: stdout };
+        // Copied out of the created (never started) container: the archive API mounts its binds, and is byte-exact
+        // (container logs are not: the json-file driver stores them as UTF-8 strings).
+        const stream = (await container.getArchive({ path: '/arena-deploy-file' })) as unknown as NodeJS.ReadableStream;
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+        const entry = firstTarEntry(Buffer.concat(chunks));
+        if (!entry) return { found: false, reason: 'it cannot be read there (empty archive)' };
+        if (entry.type !== 'file') return { found: false, reason: `it is a ${entry.type} there, not a file` };
+        return { found: true, data: entry.data };
       } finally {
         await container.remove({ force: true }).catch(() => {});
       }
@@ -367,18 +371,22 @@ function demux(buf: Buffer | string): string {
   return out.length ? Buffer.concat(out).toString('utf8') : buf.toString('utf8');
 }
 
-/** Splits a multiplexed log into stdout and stderr bytes. */
-function demuxStreams(buf: Buffer): { stdout: Buffer; stderr: Buffer } {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
+/** The first entry of a tar archive (after any pax headers): its kind and, for a file, its bytes. */
+export function firstTarEntry(tar: Buffer): { type: 'file' | 'folder' | 'link' | 'special'; data: Buffer } | undefined {
   let i = 0;
-  while (i + 8 <= buf.length) {
-    const type = buf[i];
-    const size = buf.readUInt32BE(i + 4);
-    (type === 2 ? err : out).push(buf.subarray(i + 8, i + 8 + size));
-    i += 8 + size;
+  while (i + 512 <= tar.length) {
+    const header = tar.subarray(i, i + 512);
+    if (header.every((b) => b === 0)) return undefined;
+    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8);
+    const flag = String.fromCharCode(header[156] ?? 0);
+    const data = tar.subarray(i + 512, i + 512 + size);
+    i += 512 + Math.ceil(size / 512) * 512;
+    // pax extended headers (x, g) and GNU long names (L, K) describe the next entry.
+    if ('xgLK'.includes(flag)) continue;
+    if (flag === '0' || flag === '\0' || flag === '7') return { type: 'file', data };
+    return { type: flag === '5' ? 'folder' : flag === '1' || flag === '2' ? 'link' : 'special', data: Buffer.alloc(0) };
   }
-  return { stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  return undefined;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

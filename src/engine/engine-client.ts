@@ -7,6 +7,8 @@ export interface EngineInfo {
   readonly serverVersion: string;
   readonly ncpu: number;
   readonly memTotalBytes: number;
+  /** True when the engine may be on another host (not a unix socket): bind-mounted files are then checked there. */
+  readonly remote?: boolean;
 }
 
 /** Docker health as the engine reports it. */

@@ -23,11 +23,15 @@ class SshChildSocket extends Duplex {
   private stderr = '';
   private gotData = false;
   private exited = false;
+  /** Idle timeout as net.Socket has it: the agent closes idle kept-alive connections with it. */
+  timeout = 0;
+  private idle: NodeJS.Timeout | undefined;
 
   constructor(private readonly child: ChildProcessWithoutNullStreams) {
     super({ allowHalfOpen: false });
     child.stdout.on('data', (chunk: Buffer) => {
       this.gotData = true;
+      this.armIdle();
       if (!this.push(chunk)) child.stdout.pause();
     });
     // Without a byte from the engine, the end of the output is ssh failing: the exit handler says why (not "socket hang up").
@@ -60,6 +64,7 @@ class SshChildSocket extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.exited) return cb();
+    this.armIdle();
     this.child.stdin.write(chunk, () => cb());
   }
 
@@ -70,14 +75,26 @@ class SshChildSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Each child lives exactly as long as its connection.
+    clearTimeout(this.idle);
     this.child.stdin.destroy();
     if (!this.exited) this.child.kill('SIGTERM');
     cb(err);
   }
 
-  // What node's http client calls on a net.Socket; the ssh pipe has no such knobs.
-  setTimeout(_ms: number, cb?: () => void): this {
+  private armIdle(): void {
+    clearTimeout(this.idle);
+    this.idle = undefined;
+    if (this.timeout > 0) {
+      this.idle = setTimeout(() => this.emit('timeout'), this.timeout);
+      this.idle.unref();
+    }
+  }
+
+  // What node's http client and agent call on a net.Socket.
+  setTimeout(ms: number, cb?: () => void): this {
+    this.timeout = ms;
     if (cb) this.once('timeout', cb);
+    this.armIdle();
     return this;
   }
   setNoDelay(): this {
@@ -86,10 +103,15 @@ class SshChildSocket extends Duplex {
   setKeepAlive(): this {
     return this;
   }
+  /** An idle kept-alive connection must not keep the tool running: its child and pipes are unref'd while free. */
   ref(): this {
+    this.child.ref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as unknown as { ref?: () => void }).ref?.();
     return this;
   }
   unref(): this {
+    this.child.unref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as unknown as { unref?: () => void }).unref?.();
     return this;
   }
 }
@@ -101,7 +123,11 @@ export function sshReason(stderr: string): string {
   return (lines.find((l) => telling.test(l)) ?? lines[0] ?? '').replace(/\.$/, '');
 }
 
-/** The http.Agent dockerode is given for ssh:// targets; one ssh child per connection, none kept idle. */
+/**
+ * The http.Agent dockerode is given for ssh:// targets: one ssh child per connection. Connections are kept alive
+ * between requests (an ssh handshake per health poll would be slow) and closed after 10 s idle; an idle one never keeps
+ * the process alive, and each child ends with its connection (or, at the latest, when this process exits: its stdin closes).
+ */
 export class SshDialAgent extends http.Agent {
   private readonly live = new Set<SshChildSocket>();
 
@@ -110,7 +136,7 @@ export class SshDialAgent extends http.Agent {
     private readonly env: () => Readonly<Record<string, string | undefined>> | undefined = () => undefined,
     private readonly debug?: (line: string) => void,
   ) {
-    super({ keepAlive: false });
+    super({ keepAlive: true, timeout: 10_000 });
   }
 
   override createConnection(_options: unknown, cb?: (err: Error | null, socket: Duplex) => void): Duplex {

@@ -21,6 +21,7 @@ import { stateDir } from '../../util/state-dir.js';
 import { analyzeWithConfigs, engineHost } from '../../analysis/plan-analysis.js';
 import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
+import { remoteFileCheck } from '../../rollout/host-files.js';
 import { chooseRenderer, type Context } from '../context.js';
 
 /** The plan used when none is given. */
@@ -176,10 +177,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     ctx.io.stderr.write(`\nWARNING: --force: rolling out a plan with ${errors.length} analysis error${errors.length === 1 ? '' : 's'}:\n${errors.map((e) => `  ${e.rule} [${e.services.join(', ') || 'host'}]: ${e.message}`).join('\n')}\n\n`);
   }
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force), priorChanges };
+  // A remote engine resolves bind-mount sources on its own host: the versions the plan expects must be there (README: Remote engines).
+  const updated = plan.steps.flatMap((s) => (s.kind === 'update' ? s.updates.map((u) => u.service) : []));
+  const hostFiles = info.remote ? await remoteFileCheck(ctx.engine, { target, current: current.plan, updated, live: current.live }) : undefined;
 
   if (opts.dryRun) {
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
-    const notes = await checkRollout(plan, checkDeps);
+    const notes = [...(await checkRollout(plan, checkDeps)), ...(hostFiles?.problems.map((p) => p.message) ?? [])];
     if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
     ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
     if (errors.length && !opts.force) throw analysisError();
@@ -209,6 +213,10 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   const lockOptions = { rollout: newEntryId(), breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
   await checkLock(path.join(state, 'locks'), plan.project, lockOptions);
   await checkRollout(plan, checkDeps);
+  const hostProblem = hostFiles?.problems[0];
+  if (hostProblem) {
+    throw new ValidationError(hostProblem.message, { hints: hostFiles.problems.length > 1 ? [`${hostFiles.problems.length - 1} more bind-mounted file${hostFiles.problems.length > 2 ? 's differ' : ' differs'}: ${hostFiles.problems.slice(1).map((p) => p.source).join(', ')}.`] : [] });
+  }
   if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
   const id = lockOptions.rollout;
   const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles, lockOptions);
@@ -242,6 +250,7 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         ...checkDeps,
         clock: ctx.clock,
         backupRoot: path.join(state, 'backups'),
+        remoteFiles: hostFiles?.remoteFiles,
         signal: ctx.signal,
         renderer: chooseRenderer(ctx.io, ctx.env),
         progress: ctx.io.stderr,
