@@ -93,7 +93,11 @@ class SshChildSocket extends Duplex {
   // What node's http client and agent call on a net.Socket.
   setTimeout(ms: number, cb?: () => void): this {
     this.timeout = ms;
-    if (cb) this.once('timeout', cb);
+    // As net.Socket: 0 disables the timeout and takes the callback off.
+    if (cb) {
+      if (ms === 0) this.removeListener('timeout', cb);
+      else this.once('timeout', cb);
+    }
     this.armIdle();
     return this;
   }

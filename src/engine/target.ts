@@ -143,7 +143,8 @@ function isDir(p: string): boolean {
 
 /** Rejects addresses neither dockerode nor the docker CLI can use (exit 4, as the engine is then not reachable). */
 function checkHost(host: string, where: string): void {
-  const bad = (why: string) => new EngineUnreachableError(`The engine address "${host}" of ${where} ${why}: use unix:///path, tcp://host:port or ssh://user@host[:port].`);
+  const bad = (why: string) =>
+    new EngineUnreachableError(`${where === 'DOCKER_HOST' ? `DOCKER_HOST "${host}"` : `The engine address "${host}" of ${where}`} ${why}: use unix:///path, tcp://host:port or ssh://user@host[:port].`);
   if (host.startsWith('unix://')) {
     if (host.length === 'unix://'.length) throw bad('has no socket path');
     return;

@@ -111,7 +111,9 @@ describe('resolveEngineTarget: bad input is one sentence', () => {
 
   it('an address neither dockerode nor docker can use is exit 4', () => {
     expect(() => resolveEngineTarget({ env: env({ DOCKER_HOST: 'ftp://x' }) })).toThrow(EngineUnreachableError);
-    expect(() => resolveEngineTarget({ env: env({ DOCKER_HOST: 'ftp://x' }) })).toThrow('The engine address "ftp://x" of DOCKER_HOST is not a valid address: use unix:///path, tcp://host:port or ssh://user@host[:port].');
+    expect(() => resolveEngineTarget({ env: env({ DOCKER_HOST: 'ftp://x' }) })).toThrow('DOCKER_HOST "ftp://x" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host[:port].');
+    context('bad', 'ftp://y');
+    expect(() => resolveEngineTarget({ contextFlag: 'bad', env: env() })).toThrow('The engine address "ftp://y" of context "bad" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host[:port].');
     expect(() => resolveEngineTarget({ env: env({ DOCKER_HOST: 'unix://' }) })).toThrow('has no socket path');
   });
 });
