@@ -58,6 +58,8 @@ function realContext(base: ContextBase): Context {
   // reach the engine do not fail on a bad context.
   let resolved: EngineTarget | undefined;
   const target = () => (resolved ??= resolveEngineTarget({ contextFlag: base.contextFlag, env: base.env }));
+  // A context named on the command line is checked at once: an unknown one is a usage error even where the engine is optional (validate).
+  if (base.contextFlag !== undefined) target();
   const children = () => {
     try {
       return childEnv(target(), base.env);
