@@ -259,6 +259,9 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
  * so a file edited since the backup (an env file, the nginx conf) does not leak into the restored service.
  */
 export async function restoreDirectory(dir: string, manifest: BackupManifest): Promise<{ projectDirectory: string; fromBackup: boolean }> {
+  // A backup taken against a remote engine: bind-mount sources resolve on the engine's host, where the backup's local
+  // copies are not, and which the tool never changes; the original folder is the only one that means the same there.
+  if (manifest.remoteFiles !== undefined) return { projectDirectory: manifest.projectDirectory, fromBackup: false };
   let drifted = false;
   for (const f of manifest.referencedFiles) {
     const now = await fs.readFile(f.original).then((b) => sha256(b), () => undefined);
