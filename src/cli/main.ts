@@ -9,6 +9,7 @@ import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } 
 import { DockerEngineClient } from '../engine/docker-engine-client.js';
 import { DockerComposeClient } from '../engine/compose-client.js';
 import { ExecaProcessRunner } from '../engine/process-runner.js';
+import { childEnv, resolveEngineTarget, type EngineTarget } from '../engine/target.js';
 import { systemClock } from '../rollout/health-wait.js';
 import { redactText } from '../util/redact.js';
 import { packageRoot } from '../util/package-root.js';
@@ -21,12 +22,23 @@ import { historyCommand } from './commands/history.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 
+/** What main knows before building a command's context; `contextFlag` is the global --context. */
+export interface ContextBase {
+  readonly io: IO;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  readonly debug: boolean;
+  readonly signal: AbortSignal;
+  readonly secrets: Set<string>;
+  readonly contextFlag?: string | undefined;
+}
+
 /** Test seam: build the context from parts, or let main build the real one. */
 export interface MainOverrides {
   readonly io?: IO;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
-  readonly makeContext?: (base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }) => Context;
+  readonly makeContext?: (base: ContextBase) => Context;
 }
 
 function version(): string {
@@ -43,9 +55,25 @@ function planFiles(args: readonly string[], flags: readonly string[] | undefined
   return [...args, ...(flags ?? [])];
 }
 
-function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }): Context {
-  const runner = new ExecaProcessRunner(base.debug ? (line) => base.io.stderr.write(`debug: ${line}\n`) : () => {}, () => base.secrets);
-  return { ...base, engine: new DockerEngineClient(base.env), compose: new DockerComposeClient(runner), runner, clock: systemClock };
+function realContext(base: ContextBase): Context {
+  const debugLine = base.debug ? (line: string) => base.io.stderr.write(`debug: ${line}\n`) : () => {};
+  // One engine target for dockerode and every docker / compose child; resolved on first use, so commands that never
+  // reach the engine do not fail on a bad context.
+  let resolved: EngineTarget | undefined;
+  const target = () => (resolved ??= resolveEngineTarget({ contextFlag: base.contextFlag, env: base.env }));
+  // A context named on the command line is checked at once: an unknown one is a usage error even where the engine is optional (validate).
+  if (base.contextFlag !== undefined) target();
+  const children = () => {
+    try {
+      return childEnv(target(), base.env);
+    } catch {
+      // Unresolvable: the engine client reports why on its first call, before any compose runs against anything.
+      return undefined;
+    }
+  };
+  const runner = new ExecaProcessRunner(debugLine, () => base.secrets, children);
+  const engine = new DockerEngineClient(target, { sshEnv: () => base.env, debug: debugLine });
+  return { ...base, engine, compose: new DockerComposeClient(runner), runner, clock: systemClock };
 }
 
 /** Runs the CLI with argv (without node and script); resolves to the exit code. */
@@ -89,13 +117,14 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   }
   const make = overrides.makeContext ?? realContext;
   let ctxCache: Context | undefined;
-  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets }));
+  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets, contextFlag: program.opts<{ context?: string }>().context }));
 
   let code: number = ExitCode.ok;
   const program = new Command('arena-deploy')
     .description('Rolling deployments for docker compose fleets: back up, validate, update web containers one at a time, watch their health, roll back on failure.')
     .version(version(), '-V, --version', 'print the version')
     .option('--debug', 'print every command run and stack traces of errors')
+    .option('--context <name>', 'docker context of the engine to use (default: DOCKER_HOST, else DOCKER_CONTEXT, else the docker CLI\'s current context, else the local socket)')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({

@@ -7,6 +7,8 @@ export interface EngineInfo {
   readonly serverVersion: string;
   readonly ncpu: number;
   readonly memTotalBytes: number;
+  /** True when the engine may be on another host (not a unix socket): bind-mounted files are then checked there. */
+  readonly remote?: boolean;
 }
 
 /** Docker health as the engine reports it. */
@@ -86,4 +88,6 @@ export interface EngineClient {
   resourceUsage(id: string): Promise<ResourceUsage | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
+  /** A file on the engine's host, read through a throwaway container of `image` (for remote engines' bind mounts). */
+  readHostFile?(image: string, hostPath: string): Promise<{ readonly found: true; readonly data: Buffer } | { readonly found: false; readonly reason: string }>;
 }

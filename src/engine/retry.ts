@@ -99,6 +99,7 @@ export function retryingEngine(engine: EngineClient, policy: RetryPolicy | Outag
     resourceUsage: (id) => o.run('reading resource use', () => engine.resourceUsage(id)),
     stop: (id, t) => o.run('stopping a container', () => engine.stop(id, t)),
     remove: (id) => o.run('removing a container', () => engine.remove(id)),
+    ...(engine.readHostFile ? { readHostFile: (image: string, p: string) => o.run('reading a file on the engine host', () => (engine.readHostFile as NonNullable<EngineClient['readHostFile']>)(image, p)) } : {}),
   };
 }
 

@@ -27,6 +27,8 @@ export interface ExecuteDeps {
   readonly current: Plan;
   readonly live: readonly ContainerSummary[];
   readonly backupRoot: string;
+  /** With a remote engine: the current bind-mounted files as they are on the engine's host, kept in the backup. */
+  readonly remoteFiles?: (() => Promise<ReadonlyArray<{ readonly path: string; readonly data?: Buffer; readonly reason?: string }>>) | undefined;
   readonly force: boolean;
   readonly signal: AbortSignal;
   readonly renderer: RendererKind;
@@ -292,7 +294,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
                 task.title = `Using the interrupted rollout's backup ${backup.dir} (sums verified)`;
                 return backup.dir;
               }
-              backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids) });
+              backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) });
               await deps.journal?.({ step: 'backup', backup: backup.dir });
               task.title = `Backed up the current config to ${backup.dir}`;
               return backup.dir;

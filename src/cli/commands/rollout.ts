@@ -22,6 +22,7 @@ import { stateDir } from '../../util/state-dir.js';
 import { analyzeWithConfigs, engineHost } from '../../analysis/plan-analysis.js';
 import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
+import { remoteFileCheck } from '../../rollout/host-files.js';
 import { chooseRenderer, type Context } from '../context.js';
 import { checkDryRunFlags, offlineDryRun, writeDryRun, type OutputFormat } from './dry-run.js';
 import type { HostFlags } from '../../analysis/plan-analysis.js';
@@ -267,10 +268,13 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
   }
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force), priorChanges };
   const checkWithEvents = { ...checkDeps, events: sink, clock: ctx.clock };
+  // A remote engine resolves bind-mount sources on its own host: the versions the plan expects must be there (README: Remote engines).
+  const updated = plan.steps.flatMap((s) => (s.kind === 'update' ? s.updates.map((u) => u.service) : []));
+  const hostFiles = info.remote ? await remoteFileCheck(ctx.engine, { target, current: current.plan, updated, live: current.live }) : undefined;
 
   if (opts.dryRun) {
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
-    const notes = await checkRollout(plan, checkDeps);
+    const notes = [...(await checkRollout(plan, checkDeps)), ...(hostFiles?.problems.map((p) => p.message) ?? [])];
     if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
     if (opts.output === 'markdown' || opts.output === 'json') {
       const dry = { plan, target, current: current.plan, mode: 'online' as const, engine: info.endpoint, composeAnswered: composeView !== undefined, host: engineHost(target, info), targetAnalysis: analysis };
@@ -304,6 +308,10 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
   const lockOptions = { rollout: facts.id, breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
   await checkLock(path.join(state, 'locks'), plan.project, lockOptions);
   const notes = await checkRollout(plan, checkWithEvents);
+  const hostProblem = hostFiles?.problems[0];
+  if (hostProblem) {
+    throw new ValidationError(hostProblem.message, { hints: hostFiles.problems.length > 1 ? [`${hostFiles.problems.length - 1} more bind-mounted file${hostFiles.problems.length > 2 ? 's differ' : ' differs'}: ${hostFiles.problems.slice(1).map((p) => p.source).join(', ')}.`] : [] });
+  }
   if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
   // A person at a terminal sees the plan and says yes before the lock and the backup; a pipe or CI is never asked.
   if (shouldConfirm({ yes: Boolean(opts.yes), stdinIsTTY: Boolean(ctx.io.stdinIsTTY && ctx.io.stdin), stderrIsTTY: ctx.io.stderrIsTTY })) {
@@ -343,6 +351,7 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
         ...checkDeps,
         clock: ctx.clock,
         backupRoot: path.join(state, 'backups'),
+        remoteFiles: hostFiles?.remoteFiles,
         signal: ctx.signal,
         renderer,
         progress: ctx.io.stderr,
@@ -372,7 +381,7 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
   } finally {
     await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
-  human.write(`\n${redact(renderSummary(result))}`);
+  human.write(`\n${redact(renderSummary(result, info.endpoint))}`);
   if (outage.comebacks > 0) {
     ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
   }
