@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { REPORT_VERSION, type EventSink, type RolloutEventBody } from '../report/events.js';
 import { redactDeep, type FinalReport } from '../report/json-report.js';
+import { renderStepSummary } from '../report/step-summary.js';
+import { ExitCode } from '../errors.js';
 
 /** sha256 of each plan file as it is on disk now (null when it cannot be read). */
 export function planFileSums(files: readonly string[], read: (f: string) => Buffer = (f) => readFileSync(f)): Array<{ path: string; sha256: string | null }> {
@@ -65,4 +67,17 @@ export async function appendStepSummary(file: string, markdown: string): Promise
   } catch (err) {
     return `cannot append the summary to GITHUB_STEP_SUMMARY (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`;
   }
+}
+
+/** The exit code of an interrupted run: 128 + the number of the signal main() aborted with. */
+export function interruptedCodeOf(signal: AbortSignal): number {
+  return signal.reason === 'SIGTERM' ? ExitCode.terminated : signal.reason === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted;
+}
+
+/** The end of a run with a report: its last NDJSON line, and the step summary appended when GITHUB_STEP_SUMMARY names a file. */
+export async function deliverReport(report: FinalReport, o: { writer: NdjsonWriter | undefined; summaryFile: string | undefined; redact: (s: string) => string; warn: (line: string) => void }): Promise<void> {
+  o.writer?.report(report);
+  if (!o.summaryFile) return;
+  const trouble = await appendStepSummary(o.summaryFile, o.redact(renderStepSummary(report)));
+  if (trouble) o.warn(`warning: ${trouble}\n`);
 }

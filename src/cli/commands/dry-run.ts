@@ -57,22 +57,8 @@ export function registerPlanSecrets(secrets: Set<string>, ...plans: Plan[]): voi
   }
 }
 
-/** The pieces of a dry run the command has gathered, online or offline. */
-export interface DryRunOutput {
-  readonly plan: RolloutPlan;
-  readonly target: Plan;
-  readonly current: Plan;
-  readonly mode: 'online' | 'offline';
-  readonly engine?: string | undefined;
-  readonly composeAnswered: boolean;
-  readonly host: Host | undefined;
-  readonly hostSkipped?: string | undefined;
-  readonly targetAnalysis: Analysis;
-  /** Warnings beyond the planner's and the analysis's: stale files, rollback images, --force notes. */
-  readonly warnings: readonly string[];
-  /** What could not be checked (offline). */
-  readonly unchecked?: readonly string[] | undefined;
-}
+/** The pieces of a dry run the command has gathered, online or offline: the report's input but for what writeDryRun adds. */
+export type DryRunOutput = Omit<DryRunInput, 'currentAnalysis' | 'cwd' | 'configChanges'>;
 
 /** Prints the dry run as markdown or JSON on stdout (text stays with renderDryRun); secrets masked before rendering. */
 export function writeDryRun(ctx: Context, format: 'markdown' | 'json', d: DryRunOutput): void {

@@ -10,10 +10,8 @@ import { waitForComposeOf } from '../../engine/orphans.js';
 import type { Context } from '../context.js';
 import { timedStep, type EventSink } from '../../report/events.js';
 import { exitCodeOfError, outcomeOfError, reportOf, type FinalReport } from '../../report/json-report.js';
-import { renderStepSummary } from '../../report/step-summary.js';
-import { appendStepSummary, NdjsonWriter, planFileSums } from '../report-output.js';
+import { deliverReport, interruptedCodeOf, NdjsonWriter, planFileSums } from '../report-output.js';
 import { redactText } from '../../util/redact.js';
-import { ExitCode } from '../../errors.js';
 
 /** Flags of `rollback`. */
 export interface RollbackOptions {
@@ -57,16 +55,10 @@ export async function rollbackCommand(ctx: Context, opts: RollbackOptions): Prom
     return code;
   } catch (err) {
     const outcome = outcomeOfError(err);
-    report = make(outcome === 'rollback-failed' ? 'restore-failed' : outcome, redact(err instanceof Error ? err.message : String(err)), exitCodeOfError(err, ctx.signal.reason === 'SIGTERM' ? ExitCode.terminated : ctx.signal.reason === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted));
+    report = make(outcome === 'rollback-failed' ? 'restore-failed' : outcome, redact(err instanceof Error ? err.message : String(err)), exitCodeOfError(err, interruptedCodeOf(ctx.signal)));
     throw err;
   } finally {
-    if (report) {
-      writer?.report(report);
-      if (summaryFile) {
-        const trouble = await appendStepSummary(summaryFile, redact(renderStepSummary(report)));
-        if (trouble) ctx.io.stderr.write(`warning: ${trouble}\n`);
-      }
-    }
+    if (report) await deliverReport(report, { writer, summaryFile, redact, warn: (l) => ctx.io.stderr.write(l) });
   }
 }
 

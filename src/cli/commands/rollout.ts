@@ -29,10 +29,8 @@ import type { HostFlags } from '../../analysis/plan-analysis.js';
 import { confirm, shouldConfirm } from '../confirm.js';
 import type { EventSink } from '../../report/events.js';
 import { exitCodeOfError, outcomeOfError, reportOf, reportOfResult, type FinalReport, type ReportContext } from '../../report/json-report.js';
-import { renderStepSummary } from '../../report/step-summary.js';
-import { appendStepSummary, NdjsonWriter, planFileSums } from '../report-output.js';
+import { deliverReport, interruptedCodeOf, NdjsonWriter, planFileSums } from '../report-output.js';
 import { timestampLines } from '../timestamp-lines.js';
-import { ExitCode } from '../../errors.js';
 
 /** The plan used when none is given. */
 export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
@@ -81,10 +79,6 @@ interface RunFacts {
   verdict?: string;
 }
 
-/** The exit code of an interrupted run: 128 + the number of the signal main() aborted with. */
-function interruptedCodeOf(signal: AbortSignal): number {
-  return signal.reason === 'SIGTERM' ? ExitCode.terminated : signal.reason === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted;
-}
 
 /**
  * Runs the rollout command; returns the exit code or throws a typed error. With `--output json` the events go to stdout
@@ -120,13 +114,7 @@ export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promis
       : reportOf(facts.id, reportCtx(), { outcome: outcomeOfError(err), verdict: redact(err instanceof Error ? err.message : String(err)), exitCode: code, durationMs: ctx.clock.now() - started });
     throw err;
   } finally {
-    if (report) {
-      writer?.report(report);
-      if (summaryFile) {
-        const trouble = await appendStepSummary(summaryFile, redact(renderStepSummary(report)));
-        if (trouble) ctx.io.stderr.write(`warning: ${trouble}\n`);
-      }
-    }
+    if (report) await deliverReport(report, { writer, summaryFile, redact, warn: (l) => ctx.io.stderr.write(l) });
   }
 }
 
