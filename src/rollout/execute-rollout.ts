@@ -1,6 +1,6 @@
 /** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
 import path from 'node:path';
-import { Listr, ListrLogger, ProcessOutput, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { ArenaError, CancelledError, CommandFailedError, EngineUnreachableError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
@@ -545,13 +545,22 @@ async function configNow(engine: EngineClient, plan: RolloutPlan, restore: Compo
   }
 }
 
+/**
+ * The rich task list, on stderr. listr2 falls back to its line renderer, written to stdout, whenever process.stdout is
+ * not a terminal: with `> report.ndjson` from a terminal, progress would land in the report and the terminal get none.
+ * The CLI chose 'default' because stderr is a terminal, so the renderer is told not to look at stdout.
+ */
+class StderrTaskList extends DefaultRenderer {
+  static override nonTTY = true;
+}
+
 function listrOptions(deps: ExecuteDeps) {
   // Progress goes to stderr whatever the renderer; stdout stays for the summary.
   const processOutput = new ProcessOutput(deps.progress, deps.progress, { dump: [], leaveEmptyLine: false });
   const logger = new ListrLogger({ useIcons: true, processOutput });
   return {
     exitOnError: true,
-    renderer: deps.renderer,
+    renderer: deps.renderer === 'default' ? StderrTaskList : deps.renderer,
     rendererOptions:
       deps.renderer === 'default'
         ? { collapseSubtasks: false, showErrorMessage: true, formatOutput: 'wrap' as const, logger }

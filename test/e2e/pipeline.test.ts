@@ -49,8 +49,8 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * Runs the CLI on a pseudo-terminal (util-linux `script`), `input` typed on it. The pty `script` makes has no size when
  * its own stdin is a pipe, so the command sets one first. Returns what the terminal showed (stdout and stderr merged).
  */
-async function onTerminal(args: readonly string[], env: Record<string, string>, input: string) {
-  const command = `stty cols 160 rows 50; exec ${['node', BIN, ...args].map(quote).join(' ')}`;
+async function onTerminal(args: readonly string[], env: Record<string, string>, input: string, stdoutTo?: string) {
+  const command = `stty cols 160 rows 50; exec ${['node', BIN, ...args].map(quote).join(' ')}${stdoutTo ? ` > ${quote(stdoutTo)}` : ''}`;
   const r = await execa('script', ['-qfec', command, '/dev/null'], { env, input, reject: false, timeout: 300_000, cwd: root });
   return { exitCode: r.exitCode, screen: String(r.stdout) };
 }
@@ -181,6 +181,21 @@ describe('rollout for pipelines and terminals', () => {
     // The rich renderer still moves the cursor (ESC [2K, ESC [1A…); it prints no colour.
     expect(r.screen).toContain(`${ESC}[`);
     expect(r.screen).not.toMatch(SGR);
+  }, 300_000);
+
+  it('on a terminal with stdout sent to a file (--output json > file): the file holds only NDJSON, the terminal the task list', async () => {
+    const file = path.join(state, 'redirected.ndjson');
+    const r = await onTerminal(['rollout', CURRENT, '--project', project, '--state-dir', state, '--yes', '--output', 'json'], terminalEnv(env), '', file);
+    expect(r.exitCode, r.screen).toBe(0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(JSON.parse(lines[lines.length - 1] as string)).toMatchObject({ type: 'report', outcome: 'succeeded', exitCode: 0 });
+    // The rich task list went to the terminal (stderr): its rows and the cursor movements that redraw them.
+    expect(r.screen).toMatch(/web-1: .*updated/);
+    expect(r.screen).toContain(`${ESC}[`);
+    // Back to the target, as the tests after this one expect.
+    const back = await cli(['rollout', TARGET, '--project', project, '--state-dir', state], env);
+    expect(back.exitCode, back.stderr).toBe(0);
   }, 300_000);
 
   it('FORCE_COLOR=1 colours the plain progress even in a pipe, and the pipe is never asked', async () => {
