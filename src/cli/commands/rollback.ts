@@ -78,7 +78,7 @@ async function runRollback(ctx: Context, opts: RollbackOptions, facts: RollbackF
   const state = stateDir(opts.stateDir, ctx.env);
   if (!opts.to && !opts.project) throw new UsageError('name the project with --project, or the backup with --to BACKUP_DIR.');
   const dir = opts.to ? path.resolve(ctx.cwd, opts.to) : await newestBackup(state, opts.project as string);
-  if (opts.to && !existsSync(dir)) throw new UsageError(`--to ${opts.to}: there is no such backup folder (backups are in ${path.join(state, 'backups')}/PROJECT/).`);
+  if (opts.to && !existsSync(dir)) throw new UsageError(`--to ${opts.to}: there is no such backup folder; \`arena-deploy history --output json\` shows each rollout's backup.`);
   const manifest = await verifyBackup(dir);
   if (opts.project && manifest.project !== opts.project) throw new UsageError(`The backup ${dir} is of project "${manifest.project}", not "${opts.project}".`);
   const project = manifest.project;
