@@ -1,6 +1,6 @@
 /** Where the reports go: NDJSON events and the final report on stdout, the markdown summary to $GITHUB_STEP_SUMMARY. */
 import { createHash } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { constants as fsc, promises as fs, readFileSync } from 'node:fs';
 import { REPORT_VERSION, type EventSink, type RolloutEventBody } from '../report/events.js';
 import { redactDeep, type FinalReport } from '../report/json-report.js';
 import { renderStepSummary } from '../report/step-summary.js';
@@ -62,7 +62,14 @@ export class NdjsonWriter {
  */
 export async function appendStepSummary(file: string, markdown: string): Promise<string | undefined> {
   try {
-    await fs.appendFile(file, markdown, { encoding: 'utf8' });
+    // Non-blocking, and only a regular file: a FIFO with no reader would block the open, and the process with it.
+    const handle = await fs.open(file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NONBLOCK, 0o644);
+    try {
+      if (!(await handle.stat()).isFile()) return `cannot append the summary to GITHUB_STEP_SUMMARY (${file}): it is not a regular file.`;
+      await handle.appendFile(markdown, { encoding: 'utf8' });
+    } finally {
+      await handle.close();
+    }
     return undefined;
   } catch (err) {
     return `cannot append the summary to GITHUB_STEP_SUMMARY (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`;

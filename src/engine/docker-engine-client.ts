@@ -101,6 +101,11 @@ export class DockerEngineClient implements EngineClient {
         { cause: err },
       );
     }
+    // Node's HTTP parser on something that is not HTTP: over ssh, typically a login banner or a profile printing to stdout.
+    if (code?.startsWith('HPE_')) {
+      const over = this.endpoint.startsWith('ssh://') ? ': over ssh, the remote login printed something before `docker system dial-stdio` (a banner or a profile script?)' : '';
+      return new EngineUnreachableError(`The Docker engine at ${this.endpoint} answered with something that is not HTTP (${(err as Error).message})${over}.`, { cause: err });
+    }
     if (statusCode === undefined && err instanceof Error && /timeout/i.test(err.message)) {
       return new EngineUnreachableError(`The Docker engine at ${this.endpoint} did not answer in time: check that it is running and reachable.`, { cause: err });
     }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 /** Unit tests of the pipeline outputs: colour decision, the question, NDJSON events and report, step summary, timestamps. */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -239,6 +240,10 @@ describe('events and the final report', () => {
     const dir = path.join(tmp, 'a-dir');
     mkdirSync(dir);
     expect(await appendStepSummary(dir, 'x')).toBe(`cannot append the summary to GITHUB_STEP_SUMMARY (${dir}): EISDIR.`);
+    // A FIFO nobody reads: a warning at once, not an open that blocks the process for ever.
+    const fifo = path.join(dir, 'summary.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(await appendStepSummary(fifo, 'x')).toMatch(/^cannot append the summary to GITHUB_STEP_SUMMARY \(.*summary\.fifo\): (ENXIO|it is not a regular file)\.$/);
   });
 });
 
@@ -266,5 +271,14 @@ describe('resourceUsageOf', () => {
     // cgroup v1 name; no previous sample: no CPU figure rather than a wrong one.
     expect(resourceUsageOf({ memory_stats: { usage: 10, stats: { total_inactive_file: 4 } }, cpu_stats: { cpu_usage: { total_usage: 5 }, system_cpu_usage: 9 }, precpu_stats: {} })).toEqual({ memoryBytes: 6, cpuPercent: undefined });
     expect(resourceUsageOf({})).toBeUndefined();
+  });
+});
+
+describe('redactText', () => {
+  it('masks a multi-line secret (a PEM key) line by line too, and a longer secret before a shorter one it begins with', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n-----END PRIVATE KEY-----';
+    const log = ['  DEPLOY_PRIVATE_KEY=-----BEGIN PRIVATE KEY-----', '  MIIEvQIBADANBgkq', '  -----END PRIVATE KEY-----'];
+    expect(log.map((l) => redactText(l, [pem]))).toEqual(['  DEPLOY_PRIVATE_KEY=[REDACTED]', '  [REDACTED]', '  [REDACTED]']);
+    expect(redactText('DB_PASSWORD=hunter2-long, then hunter2', ['hunter2', 'hunter2-long'])).toBe('DB_PASSWORD=[REDACTED], then [REDACTED]');
   });
 });

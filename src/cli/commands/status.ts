@@ -93,10 +93,27 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
     ctx.io.stdout.write(opts.output === 'json' ? `${JSON.stringify(snap.json, null, 2)}\n` : snap.text);
     return snap.code;
   }
+  // A reader gone (`| head -1`, `| grep -m1`): the watch ends with the pipe instead of looking on for no one.
+  // (process.stdout is never destroyed by EPIPE: the error itself is the sign.)
+  let gone = false;
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'EIO') gone = true;
+  };
+  ctx.io.stdout.on('error', onError);
+  try {
+    await watch(ctx, opts, () => gone || ctx.io.stdout.destroyed);
+    return 0;
+  } finally {
+    ctx.io.stdout.off('error', onError);
+  }
+}
+
+/** Looks again every interval until a signal, or until no one reads stdout any more. */
+async function watch(ctx: Context, opts: StatusOptions, readerGone: () => boolean): Promise<void> {
   const interval = opts.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
   // A terminal gets the table redrawn in place; a pipe or --output json one compact JSON object per line.
   const redraw = opts.output === 'text' && ctx.io.stdoutIsTTY;
-  while (!ctx.signal.aborted) {
+  while (!ctx.signal.aborted && !readerGone()) {
     const t0 = ctx.clock.now();
     const snap = await snapshot(ctx, opts).catch((err: unknown) => {
       // Interrupted while the engine was being asked: the watch ends as asked.
@@ -106,9 +123,11 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
     if (!snap || ctx.signal.aborted) break;
     if (redraw) ctx.io.stdout.write(`${CLEAR_SCREEN}${snap.text}\nEvery ${formatElapsed(interval)}; Ctrl-C to stop.\n`);
     else ctx.io.stdout.write(`${JSON.stringify({ type: 'snapshot', time: new Date().toISOString(), ...snap.json })}\n`);
+    // Give a closed pipe's EPIPE its turn before the next look.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (readerGone()) break;
     await ctx.clock.sleep(Math.max(0, interval - (ctx.clock.now() - t0)), ctx.signal);
   }
-  return 0;
 }
 
 /** One look at the fleet: the JSON object of --output json, the text table, and the exit code of a one-shot status. */
