@@ -33,7 +33,7 @@ function ndjson(stdout: string): Json[] {
   });
 }
 
-/** The environment of a run at a terminal: no CI (which picks the plain renderer), a real TERM. */
+/** The environment of a run at a terminal: no CI (which picks the plain renderer), a real TERM. Passed with extendEnv: false, or execa would add back the CI of the test run itself. */
 function terminalEnv(env: Record<string, string>, extra: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = { ...env, TERM: 'xterm-256color' };
   delete out['CI'];
@@ -51,7 +51,7 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  */
 async function onTerminal(args: readonly string[], env: Record<string, string>, input: string, stdoutTo?: string) {
   const command = `stty cols 160 rows 50; exec ${['node', BIN, ...args].map(quote).join(' ')}${stdoutTo ? ` > ${quote(stdoutTo)}` : ''}`;
-  const r = await execa('script', ['-qfec', command, '/dev/null'], { env, input, reject: false, timeout: 300_000, cwd: root });
+  const r = await execa('script', ['-qfec', command, '/dev/null'], { env, extendEnv: false, input, reject: false, timeout: 300_000, cwd: root });
   return { exitCode: r.exitCode, screen: String(r.stdout) };
 }
 
@@ -293,7 +293,7 @@ describe('status --watch', () => {
 
   it('on a terminal the table is redrawn in place', async () => {
     const command = `stty cols 200 rows 50; exec ${['node', BIN, 'status', '--project', project, '--state-dir', state, '--watch', '--interval', '1s'].map(quote).join(' ')}`;
-    const child = execa('script', ['-qfec', command, '/dev/null'], { env: terminalEnv(env), reject: false, timeout: 120_000, cwd: root, input: '' });
+    const child = execa('script', ['-qfec', command, '/dev/null'], { env: terminalEnv(env), extendEnv: false, reject: false, timeout: 120_000, cwd: root, input: '' });
     let screen = '';
     child.stdout?.on('data', (d: Buffer) => {
       screen += d.toString();
