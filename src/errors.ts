@@ -122,3 +122,10 @@ export class HealthCheckError extends Error {
     this.elapsedMs = elapsedMs;
   }
 }
+
+/** The operator answered anything but yes to "Roll out? [y/N]" (exit 1): nothing was changed. */
+export class DeclinedError extends ArenaError {
+  constructor(message = 'Not confirmed: nothing was changed.') {
+    super(message, ExitCode.failed);
+  }
+}

@@ -32,6 +32,10 @@ export interface BackupManifest {
   /** Referenced paths that were not copied (directories too large, sockets…), with why. */
   readonly skipped: ReadonlyArray<{ readonly path: string; readonly reason: string }>;
   readonly inspect: BackupFile;
+  /** With a remote engine: the bind-mounted files as they were on the engine's host (original = the path there). */
+  readonly remoteFiles?: readonly BackupFile[];
+  /** Remote bind-mounted files that could not be read, with why. */
+  readonly remoteSkipped?: ReadonlyArray<{ readonly path: string; readonly reason: string }>;
   readonly containers: ReadonlyArray<{ readonly service: string; readonly id: string; readonly image: string; readonly configHash: string | undefined }>;
 }
 
@@ -55,6 +59,8 @@ export interface CreateBackupInput {
   readonly current: Plan;
   readonly live: readonly ContainerSummary[];
   readonly inspect: (ids: readonly string[]) => Promise<unknown[]>;
+  /** With a remote engine: reads the current plan's bind-mounted files on the engine's host. */
+  readonly remoteFiles?: () => Promise<ReadonlyArray<{ readonly path: string; readonly data?: Buffer; readonly reason?: string }>>;
   readonly now?: Date;
 }
 
@@ -116,6 +122,14 @@ export async function createBackup(input: CreateBackupInput): Promise<Backup> {
         for (const f of files) referencedFiles.push(await copyInto(f.path, dir, path.join(stored, path.relative(ref, f.path))));
       } else skipped.push({ path: ref, reason: 'not a regular file or directory' });
     }
+    let remote: { remoteFiles: BackupFile[]; remoteSkipped: Array<{ path: string; reason: string }> } | undefined;
+    if (input.remoteFiles) {
+      remote = { remoteFiles: [], remoteSkipped: [] };
+      for (const f of await input.remoteFiles()) {
+        if (f.data) remote.remoteFiles.push(await writeNew(dir, path.join('remote', f.path.replace(/^\/+/, '')), f.data, f.path));
+        else remote.remoteSkipped.push({ path: f.path, reason: f.reason ?? 'cannot be read' });
+      }
+    }
     const ids = input.live.map((c) => c.id);
     const raw = await input.inspect(ids);
     const inspect = await writeNew(dir, 'inspect.json', Buffer.from(`${JSON.stringify(raw, null, 2)}\n`), '(docker inspect)');
@@ -129,6 +143,7 @@ export async function createBackup(input: CreateBackupInput): Promise<Backup> {
       referencedFiles,
       skipped,
       inspect,
+      ...(remote ?? {}),
       containers: input.live.map((c) => ({ service: c.service, id: c.id, image: c.image, configHash: c.configHash })),
     };
     await writeNew(dir, 'manifest.json', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), '(manifest)');
@@ -223,7 +238,10 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
     Array.isArray(manifest.composeFiles) && manifest.composeFiles.length > 0 && manifest.composeFiles.every(file) &&
     Array.isArray(manifest.referencedFiles) && manifest.referencedFiles.every(file) && Array.isArray(manifest.skipped) && file(manifest.inspect);
   if (!complete) throw new ArenaError(`The backup ${dir} has a manifest.json without the fields a restore needs: it is incomplete or not an arena-deploy backup.`, ExitCode.validation);
-  for (const f of [...manifest.composeFiles, ...manifest.referencedFiles, manifest.inspect]) {
+  if (manifest.remoteFiles !== undefined && !(Array.isArray(manifest.remoteFiles) && manifest.remoteFiles.every(file))) {
+    throw new ArenaError(`The backup ${dir} has a manifest.json whose remoteFiles are malformed: it is incomplete or not an arena-deploy backup.`, ExitCode.validation);
+  }
+  for (const f of [...manifest.composeFiles, ...manifest.referencedFiles, ...(manifest.remoteFiles ?? []), manifest.inspect]) {
     let data: Buffer;
     try {
       data = await fs.readFile(path.join(dir, f.stored));
@@ -241,6 +259,9 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
  * so a file edited since the backup (an env file, the nginx conf) does not leak into the restored service.
  */
 export async function restoreDirectory(dir: string, manifest: BackupManifest): Promise<{ projectDirectory: string; fromBackup: boolean }> {
+  // A backup taken against a remote engine: bind-mount sources resolve on the engine's host, where the backup's local
+  // copies are not, and which the tool never changes; the original folder is the only one that means the same there.
+  if (manifest.remoteFiles !== undefined) return { projectDirectory: manifest.projectDirectory, fromBackup: false };
   let drifted = false;
   for (const f of manifest.referencedFiles) {
     const now = await fs.readFile(f.original).then((b) => sha256(b), () => undefined);

@@ -11,6 +11,9 @@ export interface IO {
   readonly stderr: NodeJS.WriteStream;
   readonly stdoutIsTTY: boolean;
   readonly stderrIsTTY: boolean;
+  /** Where answers to questions come from; only read when it is a terminal. */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
+  readonly stdinIsTTY?: boolean | undefined;
 }
 
 /** What every command receives. */

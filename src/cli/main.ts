@@ -1,11 +1,15 @@
 /** The CLI: argv → command, the composition root, and the one place that maps errors to output and exit codes. */
+// First: the colour decision must be in process.env before listr2 (colorette) loads.
+import './color-setup.js';
 import { readFileSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
 import { DockerEngineClient } from '../engine/docker-engine-client.js';
 import { DockerComposeClient } from '../engine/compose-client.js';
 import { ExecaProcessRunner } from '../engine/process-runner.js';
+import { childEnv, resolveEngineTarget, type EngineTarget } from '../engine/target.js';
 import { systemClock } from '../rollout/health-wait.js';
 import { redactText } from '../util/redact.js';
 import { packageRoot } from '../util/package-root.js';
@@ -18,12 +22,23 @@ import { historyCommand } from './commands/history.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 
+/** What main knows before building a command's context; `contextFlag` is the global --context. */
+export interface ContextBase {
+  readonly io: IO;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  readonly debug: boolean;
+  readonly signal: AbortSignal;
+  readonly secrets: Set<string>;
+  readonly contextFlag?: string | undefined;
+}
+
 /** Test seam: build the context from parts, or let main build the real one. */
 export interface MainOverrides {
   readonly io?: IO;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
-  readonly makeContext?: (base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }) => Context;
+  readonly makeContext?: (base: ContextBase) => Context;
 }
 
 function version(): string {
@@ -40,14 +55,30 @@ function planFiles(args: readonly string[], flags: readonly string[] | undefined
   return [...args, ...(flags ?? [])];
 }
 
-function realContext(base: { io: IO; env: NodeJS.ProcessEnv; cwd: string; debug: boolean; signal: AbortSignal; secrets: Set<string> }): Context {
-  const runner = new ExecaProcessRunner(base.debug ? (line) => base.io.stderr.write(`debug: ${line}\n`) : () => {}, () => base.secrets);
-  return { ...base, engine: new DockerEngineClient(base.env), compose: new DockerComposeClient(runner), runner, clock: systemClock };
+function realContext(base: ContextBase): Context {
+  const debugLine = base.debug ? (line: string) => base.io.stderr.write(`debug: ${line}\n`) : () => {};
+  // One engine target for dockerode and every docker / compose child; resolved on first use, so commands that never
+  // reach the engine do not fail on a bad context.
+  let resolved: EngineTarget | undefined;
+  const target = () => (resolved ??= resolveEngineTarget({ contextFlag: base.contextFlag, env: base.env }));
+  // A context named on the command line is checked at once: an unknown one is a usage error even where the engine is optional (validate).
+  if (base.contextFlag !== undefined) target();
+  const children = () => {
+    try {
+      return childEnv(target(), base.env);
+    } catch {
+      // Unresolvable: the engine client reports why on its first call, before any compose runs against anything.
+      return undefined;
+    }
+  };
+  const runner = new ExecaProcessRunner(debugLine, () => base.secrets, children);
+  const engine = new DockerEngineClient(target, { sshEnv: () => base.env, debug: debugLine });
+  return { ...base, engine, compose: new DockerComposeClient(runner), runner, clock: systemClock };
 }
 
 /** Runs the CLI with argv (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[], overrides: MainOverrides = {}): Promise<number> {
-  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) };
+  const io: IO = overrides.io ?? { stdout: process.stdout, stderr: process.stderr, stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY), stdinIsTTY: isatty(0), get stdin() { return process.stdin; } };
   const env = overrides.env ?? process.env;
   const cwd = overrides.cwd ?? process.cwd();
   const debug = argv.includes('--debug') || env['ARENA_DEPLOY_DEBUG'] === '1';
@@ -57,12 +88,15 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   let received: NodeJS.Signals | undefined;
   /** 128 + the signal's number, as a shell reports a process killed by it. */
   const interruptedCode = () => (received === 'SIGTERM' ? ExitCode.terminated : received === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted);
+  /** What the first signal does, as the running command says it (status --watch just stops). */
+  let firstSignalNote = 'stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).';
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
     received ??= sig;
     if (signals === 1) {
-      io.stderr.write(`\n${sig}: stopping; the service in flight and every service already changed are rolled back before exit (signal again to leave at once).\n`);
-      controller.abort();
+      io.stderr.write(`\n${sig}: ${firstSignalNote}\n`);
+      // The reason is the signal's name: an --output json report gives the exit code the CLI will.
+      controller.abort(sig);
     } else {
       io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
       process.exit(interruptedCode());
@@ -83,13 +117,14 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
   }
   const make = overrides.makeContext ?? realContext;
   let ctxCache: Context | undefined;
-  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets }));
+  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets, contextFlag: program.opts<{ context?: string }>().context }));
 
   let code: number = ExitCode.ok;
   const program = new Command('arena-deploy')
     .description('Rolling deployments for docker compose fleets: back up, validate, update web containers one at a time, watch their health, roll back on failure.')
     .version(version(), '-V, --version', 'print the version')
     .option('--debug', 'print every command run and stack traces of errors')
+    .option('--context <name>', 'docker context of the engine to use (default: DOCKER_HOST, else DOCKER_CONTEXT, else the docker CLI\'s current context, else the local socket)')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({
@@ -113,11 +148,16 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--health-timeout <duration>', 'deadline to become healthy (default: start_period + retries × (interval + timeout))').argParser(durationOption('--health-timeout', 1000)))
     .option('--force', 'start even if current web containers are unhealthy or the plan analysis finds errors')
     .option('--dry-run', 'print the steps and the changes per service, change nothing')
+    .addOption(new Option('--output <format>', 'text; json: NDJSON events and a final report on stdout (docs/report.md), with --dry-run one object; markdown (with --dry-run): the review for a pull request').choices(['text', 'json', 'markdown']).default('text'))
+    .option('--offline', 'with --dry-run and --current: no engine at all; the fleet is assumed to run the current files')
+    .addOption(new Option('--host-cpus <n>', 'with --offline: host vCPUs for the analysis (default: x-arena-deploy.host)').argParser(numberOption('--host-cpus', 0.01, 4096)))
+    .addOption(new Option('--host-memory <size>', 'with --offline: host memory for the analysis, e.g. 64g (default: x-arena-deploy.host)').argParser(sizeOption('--host-memory', 256 * 1024 ** 2)))
     .option('--state-dir <dir>', 'where backups and locks are kept (default: $ARENA_DEPLOY_STATE_DIR, else $XDG_STATE_HOME/arena-deploy, else ~/.local/state/arena-deploy)')
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
     .option('--no-drain', 'do not take a web service out of nginx (upstream `down` + reload) before its container is stopped')
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
+    .option('-y, --yes', 'do not ask "Roll out? [y/N]" on a terminal (without a terminal it is never asked)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
       code = await rolloutCommand(ctx(), {
         resume: Boolean(o['resume']),
@@ -135,6 +175,10 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         force: Boolean(o['force']),
         dryRun: Boolean(o['dryRun']),
         stateDir: o['stateDir'] as string | undefined,
+        output: o['output'] as 'text' | 'json' | 'markdown',
+        offline: Boolean(o['offline']),
+        host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
+        yes: Boolean(o['yes']),
         drain: o['drain'] !== false,
       });
     });
@@ -167,6 +211,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--timeout <duration>', 'how long the services may take to be healthy again').argParser(durationOption('--timeout', 1000)).default(300_000, '5m'))
     .option('--state-dir <dir>', 'where backups, locks and the journal are kept (as for rollout)')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host); the lock of the interrupted rollout being undone is taken over without it')
+    .addOption(new Option('--output <format>', 'text, or json: NDJSON events and a final report on stdout (docs/report.md)').choices(['text', 'json']).default('text'))
     .action(async (o: Record<string, unknown>) => {
       code = await rollbackCommand(ctx(), {
         project: o['project'] as string | undefined,
@@ -174,6 +219,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         stateDir: o['stateDir'] as string | undefined,
         timeoutS: Math.ceil((o['timeout'] as number) / 1000),
         breakLock: Boolean(o['breakLock']),
+        output: o['output'] as 'text' | 'json',
       });
     });
 
@@ -193,8 +239,11 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .requiredOption('-p, --project <name>', 'compose project')
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
+    .option('-w, --watch', 'look again every --interval until Ctrl-C (exit 0): redrawn on a terminal, one NDJSON snapshot per line otherwise')
+    .addOption(new Option('--interval <duration>', 'time between looks with --watch').argParser(durationOption('--interval', 200)).default(2000, '2s'))
     .action(async (o: Record<string, unknown>) => {
-      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
+      if (o['watch']) firstSignalNote = 'stopping the watch.';
+      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined, watch: Boolean(o['watch']), intervalMs: o['interval'] as number });
     });
 
   program

@@ -1,63 +1,110 @@
 /** EngineClient backed by dockerode: the only file that imports it. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
 import Docker from 'dockerode';
-import { EngineUnreachableError } from '../errors.js';
+import { ArenaError, EngineUnreachableError } from '../errors.js';
+import { SSH_FAILED, SshDialAgent, type SshDialError } from './ssh-dial-agent.js';
+import { describeTarget, isRemoteTarget, parseSshHost, resolveEngineTarget, type EngineTarget } from './target.js';
 import { Labels } from './labels.js';
-import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, ExecResult, HealthState } from './engine-client.js';
+import type { ContainerDetails, ContainerSummary, EngineClient, EngineEvent, EngineInfo, ExecResult, HealthState, ResourceUsage } from './engine-client.js';
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
-/** Describes where the engine is, from DOCKER_HOST or the default socket. */
+/** Describes where the engine is, as resolved from --context, DOCKER_HOST, DOCKER_CONTEXT, the docker config or the default socket. */
 export function engineEndpoint(env: NodeJS.ProcessEnv = process.env): string {
-  return env['DOCKER_HOST'] && env['DOCKER_HOST'] !== '' ? env['DOCKER_HOST'] : 'unix:///var/run/docker.sock';
+  return describeTarget(resolveEngineTarget({ env }));
 }
 
-/** The real engine, reached the way the docker CLI would (DOCKER_HOST or the local socket). */
-export class DockerEngineClient implements EngineClient {
-  private readonly endpoint: string;
-  private docker: Docker | undefined;
+/** How the client is built: the resolved target (resolved lazily, so commands that never reach the engine never fail on it). */
+export interface DockerEngineClientOptions {
+  /** Environment of the ssh children (HOME, SSH_AUTH_SOCK…); default: this process's. */
+  readonly sshEnv?: () => Readonly<Record<string, string | undefined>> | undefined;
+  readonly debug?: (line: string) => void;
+}
 
-  constructor(env: NodeJS.ProcessEnv = process.env) {
-    this.endpoint = engineEndpoint(env);
+/** The real engine, reached at the one resolved target (unix socket, tcp with or without TLS, ssh through the system ssh). */
+export class DockerEngineClient implements EngineClient {
+  private readonly resolve: () => EngineTarget;
+  private resolved: EngineTarget | undefined;
+  private docker: Docker | undefined;
+  private agent: SshDialAgent | undefined;
+
+  constructor(target: (() => EngineTarget) | NodeJS.ProcessEnv = process.env, private readonly options: DockerEngineClientOptions = {}) {
+    this.resolve = typeof target === 'function' ? target : () => resolveEngineTarget({ env: target });
+  }
+
+  private target(): EngineTarget {
+    return (this.resolved ??= this.resolve());
+  }
+
+  /** The target as messages name it; the raw DOCKER_HOST when it cannot be resolved. */
+  private get endpoint(): string {
+    try {
+      return describeTarget(this.target());
+    } catch {
+      return 'the configured engine';
+    }
   }
 
   private client(): Docker {
     if (this.docker) return this.docker;
-    let opts: Docker.DockerOptions = { timeout: 0 };
-    const host = this.endpoint;
+    const target = this.target();
+    const host = target.host;
+    let opts: Docker.DockerOptions;
     if (host.startsWith('unix://')) opts = { socketPath: host.slice('unix://'.length) };
-    else if (/^(tcp|http|https):\/\//.test(host)) {
-      let url: URL;
-      try {
-        url = new URL(host.replace(/^tcp:/, 'http:'));
-      } catch {
-        throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host.`);
+    else if (host.startsWith('tcp://')) {
+      const url = new URL(host.replace(/^tcp:/, 'http:'));
+      const tls = target.tls ? tlsMaterial(target.tls.certPath) : undefined;
+      opts = tls
+        ? { host: url.hostname, port: url.port || '2376', protocol: 'https', ...tls, ...(target.tls?.verify ? {} : { checkServerIdentity: () => undefined }) }
+        : { host: url.hostname, port: url.port || '2375', protocol: 'http' };
+      if (target.tls && !target.tls.verify) {
+        // TLS without verification (SkipTLSVerify / DOCKER_TLS): an agent that accepts any certificate, as the docker CLI does.
+        opts = { ...opts, agent: new https.Agent({ rejectUnauthorized: false, ...tls }) } as Docker.DockerOptions;
       }
-      if (!url.hostname) throw new EngineUnreachableError(`DOCKER_HOST "${host}" has no host name: use tcp://host:port.`);
-      opts = { host: url.hostname, port: url.port || '2375', protocol: url.protocol === 'https:' ? 'https' : 'http' };
-    } else if (host.startsWith('ssh://')) {
-      let url: URL;
-      try {
-        url = new URL(host);
-      } catch {
-        throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid ssh address: use ssh://user@host[:port].`);
-      }
-      opts = { protocol: 'ssh', host: url.hostname, port: url.port || '22', username: url.username || undefined } as Docker.DockerOptions;
     } else {
-      throw new EngineUnreachableError(`DOCKER_HOST "${host}" is not a valid address: use unix:///path, tcp://host:port or ssh://user@host.`);
+      // ssh://: HTTP over `ssh … docker system dial-stdio`; the host and port in the URL dockerode builds are never dialled.
+      this.agent = new SshDialAgent(parseSshHost(host), this.options.sshEnv, this.options.debug);
+      opts = { protocol: 'http', host: 'docker', port: '80', agent: this.agent } as Docker.DockerOptions;
     }
     this.docker = new Docker(opts);
     return this.docker;
   }
 
+  /** The ssh connections open now (0 for other transports): each ssh child lives only as long as its request. */
+  get openSshConnections(): number {
+    return this.agent?.openConnections ?? 0;
+  }
+
+  /** Ends every open connection (the ssh children with them). */
+  close(): void {
+    this.agent?.destroy();
+  }
+
   private unreachable(err: unknown): Error {
-    if (err instanceof EngineUnreachableError) return err;
+    if (err instanceof ArenaError) return err;
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const statusCode = (err as { statusCode?: number } | undefined)?.statusCode;
+    if (code === SSH_FAILED) {
+      const a = parseSshHost(this.target().host);
+      const manual = ['ssh', ...(a.port ? ['-p', a.port] : []), ...(a.user ? ['-l', a.user] : []), a.host, 'docker', 'version'].join(' ');
+      return new EngineUnreachableError(
+        `Cannot reach the Docker engine at ${this.endpoint} over ssh (${(err as SshDialError).sshReason}): check that \`${manual}\` works without a prompt (arena-deploy runs ssh with BatchMode=yes, so it needs key authentication and a known host key).`,
+        { cause: err },
+      );
+    }
     if ((code && CONNECTION_CODES.has(code)) || (err as Error | undefined)?.message?.includes('socket hang up')) {
       return new EngineUnreachableError(
         `Cannot reach the Docker engine at ${this.endpoint} (${code ?? 'no answer'}): start it (for example \`sudo dockerd\`, or scripts/start-engine.sh) or point DOCKER_HOST at a running one.`,
         { cause: err },
       );
+    }
+    // Node's HTTP parser on something that is not HTTP: over ssh, typically a login banner or a profile printing to stdout.
+    if (code?.startsWith('HPE_')) {
+      const over = this.endpoint.startsWith('ssh://') ? ': over ssh, the remote login printed something before `docker system dial-stdio` (a banner or a profile script?)' : '';
+      return new EngineUnreachableError(`The Docker engine at ${this.endpoint} answered with something that is not HTTP (${(err as Error).message})${over}.`, { cause: err });
     }
     if (statusCode === undefined && err instanceof Error && /timeout/i.test(err.message)) {
       return new EngineUnreachableError(`The Docker engine at ${this.endpoint} did not answer in time: check that it is running and reachable.`, { cause: err });
@@ -83,7 +130,7 @@ export class DockerEngineClient implements EngineClient {
         throw err;
       }
       const info = (await withTimeout(d.info(), 10_000, 'info')) as { ServerVersion?: string; NCPU?: number; MemTotal?: number };
-      return { endpoint: this.endpoint, serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
+      return { endpoint: this.endpoint, remote: isRemoteTarget(this.target()), serverVersion: info.ServerVersion ?? 'unknown', ncpu: info.NCPU ?? 0, memTotalBytes: info.MemTotal ?? 0 };
     });
   }
 
@@ -213,13 +260,13 @@ export class DockerEngineClient implements EngineClient {
   }
 
   async memoryUsage(id: string): Promise<number | undefined> {
+    return (await this.resourceUsage(id))?.memoryBytes;
+  }
+
+  async resourceUsage(id: string): Promise<ResourceUsage | undefined> {
     return this.call(async (d) => {
-      const st = (await d.getContainer(id).stats({ stream: false })) as unknown as { memory_stats?: { usage?: number; stats?: Record<string, number> } };
-      const m = st.memory_stats;
-      if (!m?.usage) return undefined;
-      // cgroup v2 calls it inactive_file, v1 total_inactive_file; docker stats subtracts it.
-      const cache = m.stats?.['inactive_file'] ?? m.stats?.['total_inactive_file'] ?? 0;
-      return Math.max(0, m.usage - cache);
+      const st = (await d.getContainer(id).stats({ stream: false })) as unknown as DockerStats;
+      return resourceUsageOf(st);
     });
   }
 
@@ -231,6 +278,48 @@ export class DockerEngineClient implements EngineClient {
         // 304: already stopped; 404: already gone (a retry after the engine came back).
         const status = (err as { statusCode?: number }).statusCode;
         if (status !== 304 && status !== 404) throw err;
+      }
+    });
+  }
+
+  /**
+   * Reads a file on the engine's host: a throwaway container of `image` (one the plan uses, never pulled) bind-mounts it
+   * read-only and the file is copied out of it; the container is never started, carries the helper label, and is
+   * always removed.
+   */
+  async readHostFile(image: string, hostPath: string): Promise<HostFile> {
+    return this.call(async (d) => {
+      let container: Docker.Container;
+      try {
+        container = await d.createContainer({
+          name: `arena-deploy-filecheck-${randomBytes(5).toString('hex')}`,
+          Image: image,
+          Entrypoint: ['cat'],
+          Cmd: ['/arena-deploy-file'],
+          Labels: { [Labels.helper]: 'file-check' },
+          NetworkDisabled: true,
+          // A Mounts bind (unlike -v) never creates a missing source folder on the host: absent stays absent.
+          HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'bind', Source: hostPath, Target: '/arena-deploy-file', ReadOnly: true }] },
+        } as Docker.ContainerCreateOptions);
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        const message = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message);
+        // 20.10: "invalid mount config for type "bind": bind source path does not exist: /x"
+        if (status === 400 && /does not exist/.test(message)) return { found: false, reason: 'it does not exist on the engine\'s host' };
+        throw err;
+      }
+      try {
+        // Copied out of the created (never started) container: the archive API mounts its binds, and is byte-exact
+        // (container logs are not: the json-file driver stores them as UTF-8 strings).
+        const stream = (await container.getArchive({ path: '/arena-deploy-file' })) as unknown as NodeJS.ReadableStream;
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+        const entry = firstTarEntry(Buffer.concat(chunks));
+        if (!entry) return { found: false, reason: 'it cannot be read there (empty archive)' };
+        if (entry.type !== 'file') return { found: false, reason: `it is a ${entry.type} there, not a file` };
+        return { found: true, data: entry.data };
+      } finally {
+        await container.remove({ force: true }).catch(() => {});
       }
     });
   }
@@ -282,6 +371,28 @@ function demuxStreams(buf: Buffer): { stdout: string; stderr: string } {
   return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
+/** What a file-reading helper container found. */
+export type HostFile = { readonly found: true; readonly data: Buffer } | { readonly found: false; readonly reason: string };
+
+/** ca.pem, cert.pem and key.pem of a TLS folder, those that exist. */
+function tlsMaterial(dir: string): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  const read = (f: string) => {
+    try {
+      return readFileSync(path.join(dir, f));
+    } catch {
+      return undefined;
+    }
+  };
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  const ca = read('ca.pem');
+  const cert = read('cert.pem');
+  const key = read('key.pem');
+  if (ca) out.ca = ca;
+  if (cert) out.cert = cert;
+  if (key) out.key = key;
+  return out;
+}
+
 function splitFiles(label: string | undefined): string[] {
   return label ? label.split(',').filter(Boolean) : [];
 }
@@ -301,6 +412,24 @@ function demux(buf: Buffer | string): string {
   return out.length ? Buffer.concat(out).toString('utf8') : buf.toString('utf8');
 }
 
+/** The first entry of a tar archive (after any pax headers): its kind and, for a file, its bytes. */
+export function firstTarEntry(tar: Buffer): { type: 'file' | 'folder' | 'link' | 'special'; data: Buffer } | undefined {
+  let i = 0;
+  while (i + 512 <= tar.length) {
+    const header = tar.subarray(i, i + 512);
+    if (header.every((b) => b === 0)) return undefined;
+    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8);
+    const flag = String.fromCharCode(header[156] ?? 0);
+    const data = tar.subarray(i + 512, i + 512 + size);
+    i += 512 + Math.ceil(size / 512) * 512;
+    // pax extended headers (x, g) and GNU long names (L, K) describe the next entry.
+    if ('xgLK'.includes(flag)) continue;
+    if (flag === '0' || flag === '\0' || flag === '7') return { type: 'file', data };
+    return { type: flag === '5' ? 'folder' : flag === '1' || flag === '2' ? 'link' : 'special', data: Buffer.alloc(0) };
+  }
+  return undefined;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -309,4 +438,26 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       timer = setTimeout(() => reject(Object.assign(new Error(`${what} timeout`), { code: 'ETIMEDOUT' })), ms);
     }),
   ]);
+}
+
+/** The fields of a stats sample that `docker stats` reads. */
+interface DockerStats {
+  memory_stats?: { usage?: number; stats?: Record<string, number> };
+  cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+}
+
+/** Memory and CPU % the way the docker CLI computes them from one sample (its previous reading is in precpu_stats). */
+export function resourceUsageOf(st: DockerStats): ResourceUsage | undefined {
+  const m = st.memory_stats;
+  if (!m?.usage) return undefined;
+  // cgroup v2 calls it inactive_file, v1 total_inactive_file; docker stats subtracts it.
+  const cache = m.stats?.['inactive_file'] ?? m.stats?.['total_inactive_file'] ?? 0;
+  const cpu = st.cpu_stats;
+  const pre = st.precpu_stats;
+  const cpuDelta = (cpu?.cpu_usage?.total_usage ?? 0) - (pre?.cpu_usage?.total_usage ?? 0);
+  const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0);
+  const cpus = cpu?.online_cpus || cpu?.cpu_usage?.percpu_usage?.length || 1;
+  const cpuPercent = pre?.system_cpu_usage && systemDelta > 0 && cpuDelta >= 0 ? (cpuDelta / systemDelta) * cpus * 100 : undefined;
+  return { memoryBytes: Math.max(0, m.usage - cache), cpuPercent };
 }

@@ -7,6 +7,8 @@ export interface EngineInfo {
   readonly serverVersion: string;
   readonly ncpu: number;
   readonly memTotalBytes: number;
+  /** True when the engine may be on another host (not a unix socket): bind-mounted files are then checked there. */
+  readonly remote?: boolean;
 }
 
 /** Docker health as the engine reports it. */
@@ -59,6 +61,13 @@ export interface EngineEvent {
   readonly timeMs: number;
 }
 
+/** What `docker stats --no-stream` shows of a container: memory without the inactive page cache, CPU in % of one CPU. */
+export interface ResourceUsage {
+  readonly memoryBytes: number | undefined;
+  /** As docker stats computes it: 100 is one CPU busy, 200 two. */
+  readonly cpuPercent: number | undefined;
+}
+
 /** The only door to Docker for observing and for direct container operations. */
 export interface EngineClient {
   /** Answers or throws EngineUnreachableError. */
@@ -75,8 +84,12 @@ export interface EngineClient {
   events(project: string, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
   /** Memory the container uses now (as `docker stats` counts it: without the inactive page cache), or undefined when not running. */
   memoryUsage(id: string): Promise<number | undefined>;
+  /** Memory (as memoryUsage) and CPU use now, from one `docker stats --no-stream` sample; undefined when not running. */
+  resourceUsage(id: string): Promise<ResourceUsage | undefined>;
   stop(id: string, timeoutS: number): Promise<void>;
   remove(id: string): Promise<void>;
+  /** A file on the engine's host, read through a throwaway container of `image` (for remote engines' bind mounts). */
+  readHostFile?(image: string, hostPath: string): Promise<{ readonly found: true; readonly data: Buffer } | { readonly found: false; readonly reason: string }>;
   /** Runs argv in a running container (`docker exec`, no shell, no TTY) and returns its exit code and output. */
   exec(id: string, argv: readonly string[]): Promise<ExecResult>;
 }

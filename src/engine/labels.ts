@@ -9,4 +9,6 @@ export const Labels = {
   workingDir: 'com.docker.compose.project.working_dir',
   /** Set on fixture images by fixtures/images/build.sh. */
   contentHash: 'org.arena-deploy.content-hash',
+  /** On the throwaway containers that read bind-mounted files on the engine's host (value: the purpose); always removed. */
+  helper: 'org.arena-deploy.helper',
 } as const;

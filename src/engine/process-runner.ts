@@ -1,5 +1,5 @@
 /** Runs child processes with argument arrays, never shell strings: the only module that starts processes. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,16 +28,31 @@ export interface ProcessRunner {
   run(file: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
 }
 
+/**
+ * Starts a long-lived child whose stdin and stdout are a byte stream (the ssh that carries one engine connection); the
+ * caller owns it and must end it. Its stderr is piped too, for the caller's error message.
+ */
+export function spawnPiped(file: string, args: readonly string[], options: { env?: Readonly<Record<string, string | undefined>>; debug?: (line: string) => void } = {}): ChildProcessWithoutNullStreams {
+  options.debug?.(`$ ${[file, ...args].join(' ')}`);
+  return spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env as NodeJS.ProcessEnv | undefined });
+}
+
 /** The real runner; echoes each command through `debug` with secrets redacted. */
 export class ExecaProcessRunner implements ProcessRunner {
   constructor(
     private readonly debug: (line: string) => void = () => {},
     private readonly secrets: () => Iterable<string> = () => [],
+    /** The environment of children that are given none (the resolved engine target's DOCKER_HOST); default: this process's. */
+    private readonly baseEnv: () => Readonly<Record<string, string | undefined>> | undefined = () => undefined,
   ) {}
 
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const shown = [file, ...redactArgv(args, this.secrets())];
     this.debug(`$ ${shown.join(' ')}`);
+    if (options.env === undefined) {
+      const env = this.baseEnv();
+      if (env) options = { ...options, env };
+    }
     return options.onOutput ? this.streamed(shown, file, args, options) : this.toFiles(shown, file, args, options);
   }
 

@@ -96,9 +96,11 @@ export function retryingEngine(engine: EngineClient, policy: RetryPolicy | Outag
     logsTail: (id, n) => o.run('reading logs', () => engine.logsTail(id, n)),
     events: (p, signal, sinceMs) => engine.events(p, signal, sinceMs),
     memoryUsage: (id) => o.run('reading memory use', () => engine.memoryUsage(id)),
+    resourceUsage: (id) => o.run('reading resource use', () => engine.resourceUsage(id)),
     stop: (id, t) => o.run('stopping a container', () => engine.stop(id, t)),
     remove: (id) => o.run('removing a container', () => engine.remove(id)),
     exec: (id, argv) => o.run('running a command in a container', () => engine.exec(id, argv)),
+    ...(engine.readHostFile ? { readHostFile: (image: string, p: string) => o.run('reading a file on the engine host', () => (engine.readHostFile as NonNullable<EngineClient['readHostFile']>)(image, p)) } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 /** What changes between the current and the target definition of a service, in words a reviewer reads. Pure. */
 import { gunicornOf, type GunicornSettings } from './gunicorn.js';
 import { formatDuration, formatSize } from './units.js';
-import { REDACTED } from '../util/redact.js';
+import { REDACTED, credentialsIn, redactText } from '../util/redact.js';
 import type { ServicePlan } from './types.js';
 
 /** One changed field: `{ field: "workers", from: "12", to: "4" }`. */
@@ -63,13 +63,18 @@ export function diffServices(current: ServicePlan | undefined, target: ServicePl
   add('restart', current.restart ?? 'no', target.restart ?? 'no');
   const mounts = (s: ServicePlan) => s.bindMounts.map((b) => `${shortPath(b.source)}:${b.target}${b.readOnly ? ':ro' : ''}`).join(', ') || 'none';
   add('bind mounts', mounts(current), mounts(target));
+  // Raw values (canonical JSON) with the service's secrets masked before clipping: a clipped secret would be half hidden.
+  const secrets = [current, target].flatMap((s) => Object.values(s.environment)).flatMap((v) => (v.sensitive && v.value ? [v.value, ...credentialsIn(v.value)] : []));
+  const raw = (v: string | undefined, none: string) => (v === undefined ? none : clip(redactText(v, secrets)));
+  // Named volumes, as written, when the bind mounts do not already say what changed.
+  if (!out.some((c) => c.field === 'bind mounts')) add('volumes', raw(current.raw['volumes'], 'none'), raw(target.raw['volumes'], 'none'));
   // Every other key of the service definition (labels, extra_hosts, networks, ulimits…), compared as written.
   const typed = new Set(['image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'cpus', 'mem_limit', 'mem_reservation', 'stop_grace_period', 'restart', 'volumes', 'depends_on', 'scale']);
   for (const key of [...new Set([...Object.keys(current.raw), ...Object.keys(target.raw)])].sort()) {
     if (typed.has(key)) continue;
     const a = current.raw[key];
     const b = target.raw[key];
-    if (a !== b) add(key, a === undefined ? 'unset' : clip(a), b === undefined ? 'unset' : clip(b));
+    if (a !== b) add(key, raw(a, 'unset'), raw(b, 'unset'));
   }
   const keys = new Set([...Object.keys(current.environment), ...Object.keys(target.environment)]);
   for (const key of [...keys].sort()) {

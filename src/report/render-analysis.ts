@@ -45,8 +45,11 @@ function signed(n: number | undefined): string {
   return n === undefined ? '-' : n >= 0 ? `+${n}` : String(n);
 }
 
-/** The allocation, concurrency and headroom tables of one plan. */
-export function renderTables(a: Analysis): string {
+/** The header of the allocation table. */
+export const ALLOCATION_HEADER = ['SERVICE', 'CONTAINERS', 'CPU LIMIT', 'MEMORY LIMIT', 'WORKERS × THREADS', 'EST. MEMORY', 'HEADROOM'] as const;
+
+/** The rows of the allocation table (per service, then total and host), for the text and markdown reports. */
+export function allocationRows(a: Analysis): string[][] {
   const t = a.tables;
   const rows = t.services.map((r) => [
     r.service,
@@ -60,11 +63,20 @@ export function renderTables(a: Analysis): string {
   const plusCpu = t.totals.unlimitedCpu.length ? '+' : '';
   rows.push(['total', String(t.totals.containers), `${t.totals.cpuLimits}${plusCpu}`, `${t.totals.memoryLimitsMb} MB${t.totals.unlimitedMemory.length ? '+' : ''}`, String(t.totals.handlers), '', '']);
   if (t.host) rows.push(['host', '', `${t.host.cpus} (${t.host.cpuRatioPct} % used)`, `${t.host.memoryMb} MB (${t.host.memoryRatioPct} % used)`, '', '', '']);
-  const lines = [renderTable(['SERVICE', 'CONTAINERS', 'CPU LIMIT', 'MEMORY LIMIT', 'WORKERS × THREADS', 'EST. MEMORY', 'HEADROOM'], rows)];
-  lines.push('');
-  lines.push(`Concurrency: ${t.totals.handlers} request handlers; sustained about ${t.totals.rpsAi} RPS for AI requests (0.3 per thread) or ${t.totals.rpsFastApi} RPS for fast API calls (20 per thread), the guide's rates.`);
+  return rows;
+}
+
+/** The sentences under the allocation table: concurrency and RPS, services without a CPU limit. */
+export function allocationNotes(a: Analysis): string[] {
+  const t = a.tables;
+  const lines = [`Concurrency: ${t.totals.handlers} request handlers; sustained about ${t.totals.rpsAi} RPS for AI requests (0.3 per thread) or ${t.totals.rpsFastApi} RPS for fast API calls (20 per thread), the guide's rates.`];
   if (t.totals.unlimitedCpu.length) lines.push(`No CPU limit: ${t.totals.unlimitedCpu.join(', ')} (not in the CPU total).`);
-  return lines.join('\n');
+  return lines;
+}
+
+/** The allocation, concurrency and headroom tables of one plan. */
+export function renderTables(a: Analysis): string {
+  return [renderTable(ALLOCATION_HEADER, allocationRows(a)), '', ...allocationNotes(a)].join('\n');
 }
 
 function hostLine(host: Host | undefined, skipped: string | undefined): string {
@@ -102,11 +114,16 @@ function label(p: Plan): string {
 }
 
 export function renderComparison(before: Analysis, after: Analysis, headers: readonly [string, string] = ['BEFORE', 'AFTER']): string {
+  return renderTable(['', headers[0], headers[1]], comparisonRows(before, after));
+}
+
+/** The guide's before/after rows (label, before, after), for the text and markdown reports. */
+export function comparisonRows(before: Analysis, after: Analysis): string[][] {
   const web = (a: Analysis) => a.tables.services.filter((r) => r.workers !== undefined);
   const first = (a: Analysis) => web(a)[0];
   const b = first(before);
   const c = first(after);
-  const rows: string[][] = [
+  return [
     ['gunicorn containers', String(web(before).reduce((n, r) => n + r.containers, 0)), String(web(after).reduce((n, r) => n + r.containers, 0))],
     ['workers per container', num(b?.workers), num(c?.workers)],
     ['threads per worker', num(b?.threads), num(c?.threads)],
@@ -117,7 +134,6 @@ export function renderComparison(before: Analysis, after: Analysis, headers: rea
     ['CPU limits in total', `${before.tables.totals.cpuLimits}${before.tables.totals.unlimitedCpu.length ? '+' : ''}`, `${after.tables.totals.cpuLimits}${after.tables.totals.unlimitedCpu.length ? '+' : ''}`],
     ['errors (per service)', String(before.findings.filter((f) => f.severity === 'error').length), String(after.findings.filter((f) => f.severity === 'error').length)],
   ];
-  return renderTable(['', headers[0], headers[1]], rows);
 }
 
 /** The JSON report of `validate`. */

@@ -4,7 +4,8 @@ import type { RolloutPlan, Step } from '../rollout/plan-rollout.js';
 import type { RolloutResult } from '../rollout/execute-rollout.js';
 import { renderTable } from './table.js';
 
-function describeStep(step: Step): string[] {
+/** The lines of one step, as the dry run prints them. */
+export function describeStep(step: Step): string[] {
   switch (step.kind) {
     case 'validate':
       return ['validate: docker compose config --quiet, same compose project, images present on the engine'];
@@ -54,10 +55,11 @@ export function renderDryRun(plan: RolloutPlan, checks: readonly string[]): stri
   return `${out.join('\n')}\n`;
 }
 
-/** The summary table after a run, then its verdict. */
-export function renderSummary(result: RolloutResult): string {
+/** The summary table after a run, then its verdict; `engine` names the engine it ran against. */
+export function renderSummary(result: RolloutResult, engine?: string): string {
   const rows = result.services.map((s) => [s.service, s.change.length > 72 ? `${s.change.slice(0, 71)}…` : s.change, s.timeToHealthyMs === undefined ? '-' : formatElapsed(s.timeToHealthyMs), s.result]);
   const lines = [renderTable(['SERVICE', 'CHANGE', 'HEALTHY AFTER', 'RESULT'], rows), ''];
+  if (engine) lines.push(`Engine: ${engine}`);
   if (result.backupDir) lines.push(`Backup: ${result.backupDir}`);
   lines.push(`Took ${formatElapsed(result.durationMs)}.`);
   return `${lines.join('\n')}\n`;

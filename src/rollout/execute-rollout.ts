@@ -1,6 +1,6 @@
 /** The executor: performs a RolloutPlan as a listr2 task list and rolls back what it changed when a step fails. */
 import path from 'node:path';
-import { Listr, ListrLogger, ProcessOutput, PRESET_TIMESTAMP, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { ArenaError, CancelledError, CommandFailedError, EngineUnreachableError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
@@ -14,6 +14,7 @@ import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate,
 import { describeFailure, HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
 import type { StepRecord } from './journal.js';
 import { createDrainer, noDrain, type Drainer } from './drain.js';
+import { timedStep, type EventSink, type EventStep } from '../report/events.js';
 
 /** How progress is shown: rich on a terminal, timestamped lines otherwise, nothing in tests. */
 export type RendererKind = 'default' | 'simple' | 'silent';
@@ -27,10 +28,12 @@ export interface ExecuteDeps {
   readonly current: Plan;
   readonly live: readonly ContainerSummary[];
   readonly backupRoot: string;
+  /** With a remote engine: the current bind-mounted files as they are on the engine's host, kept in the backup. */
+  readonly remoteFiles?: (() => Promise<ReadonlyArray<{ readonly path: string; readonly data?: Buffer; readonly reason?: string }>>) | undefined;
   readonly force: boolean;
   readonly signal: AbortSignal;
   readonly renderer: RendererKind;
-  /** Where progress and failure details go (stderr). */
+  /** Where progress and failure details go (stderr; with the simple renderer, a stream that timestamps each line). */
   readonly progress: NodeJS.WriteStream;
   readonly redact: (text: string) => string;
   /** Poll interval of health waits (1 s; tests use less). */
@@ -45,6 +48,8 @@ export interface ExecuteDeps {
   readonly engineRestarts?: () => number;
   /** Drain each web service out of nginx before its container is stopped (default true; `--no-drain` turns it off). */
   readonly drain?: boolean;
+  /** Receives typed progress events (steps, health changes, rollback steps): `--output json` writes them as NDJSON. */
+  readonly events?: EventSink | undefined;
 }
 
 /** Which config a service is on after the run. */
@@ -87,10 +92,11 @@ interface RowState {
 }
 
 /** Performs the validate and preflight steps only: the read-only part, also run by --dry-run. */
-export async function checkRollout(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current' | 'live' | 'force' | 'priorChanges'>): Promise<string[]> {
+export async function checkRollout(plan: RolloutPlan, deps: Pick<ExecuteDeps, 'engine' | 'compose' | 'target' | 'current' | 'live' | 'force' | 'priorChanges'> & { readonly events?: EventSink | undefined; readonly clock?: Clock }): Promise<string[]> {
+  const now = () => (deps.clock ?? { now: Date.now }).now();
   const notes: string[] = [];
-  await validateTarget(plan, deps);
-  notes.push(...preflight(plan, deps));
+  await timedStep(deps.events, now, { step: 'validate' }, () => validateTarget(plan, deps));
+  notes.push(...(await timedStep(deps.events, now, { step: 'preflight' }, async () => preflight(plan, deps), (n) => n.join('; ') || undefined)));
   return notes;
 }
 
@@ -166,6 +172,17 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
   const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`) });
 
+  const timed = <T>(step: EventStep, service: string | undefined, container: string | undefined, run: () => Promise<T>, describe?: (v: T) => string | undefined) =>
+    timedStep(deps.events, () => deps.clock.now(), { step, service, container }, run, describe);
+  /** Last health seen per container, for the `health` events (starting → healthy / unhealthy). */
+  const lastHealth = new Map<string, string>();
+  const healthIs = (service: string, container: string, to: string) => {
+    const from = lastHealth.get(container) ?? null;
+    if (from === to) return;
+    lastHealth.set(container, to);
+    deps.events?.({ type: 'health', service, container, from, to });
+  };
+
   const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
     // After a signal no new service is started.
     if (deps.signal.aborted) throw new CancelledError(`Interrupted before ${u.service} was started.`);
@@ -184,12 +201,31 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         waitFor: u.waitFor,
         deadlineMs: u.healthDeadlineMs,
         signal: deps.signal,
+        recreate: (run) => timed('recreate', u.service, undefined, run),
         onRecreated: () => {
           row(u.service).config = 'new';
         },
+        wait: (containerId, run) =>
+          timed(
+            'wait-healthy',
+            u.service,
+            containerId,
+            async () => {
+              try {
+                const ms = await run();
+                healthIs(u.service, containerId, u.waitFor === 'healthy' && deps.target.services[u.service]?.healthcheck ? 'healthy' : 'running');
+                return ms;
+              } catch (err) {
+                if (err instanceof HealthCheckError && err.kind !== 'timeout') healthIs(u.service, containerId, err.kind);
+                throw err;
+              }
+            },
+            (ms) => `${u.waitFor} after ${formatElapsed(ms)}`,
+          ),
         onWaiting: (c, st) => {
           current = c;
           task.output = `${st ?? `waiting for ${u.waitFor}`} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
+          if (st?.startsWith('health: ')) healthIs(u.service, c, st.slice('health: '.length));
         },
         onRetry: () => {
           task.output = 'the engine restarted: recreating again';
@@ -203,7 +239,16 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       const seen: Array<{ id: string; restartCount: number; hasHealthcheck: boolean }> = [];
       for (const c of containers) {
         current = c.id;
-        if (u.monitorMs > 0) await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+        if (u.monitorMs > 0) {
+          await timed('monitor', u.service, c.id, async () => {
+            try {
+              await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+            } catch (err) {
+              if (err instanceof HealthCheckError) healthIs(u.service, c.id, err.kind);
+              throw err;
+            }
+          }, () => `stable for ${formatElapsed(u.monitorMs)}`);
+        }
         const d = await deps.engine.inspect(c.id);
         seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck });
       }
@@ -240,31 +285,33 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const taskFor = (step: Step): ListrTask => {
     switch (step.kind) {
       case 'validate':
-        return { title: step.title, task: async () => validateTarget(plan, deps) };
+        return { title: step.title, task: async () => timed('validate', undefined, undefined, () => validateTarget(plan, deps)) };
       case 'preflight':
         return {
           title: step.title,
           task: async (_ctx, task) => {
-            const notes = preflight(plan, deps);
+            const notes = await timed('preflight', undefined, undefined, async () => preflight(plan, deps), (n) => n.join('; ') || undefined);
             task.title = notes.length ? `${step.title}: ${notes.join('; ')}` : `${step.title}: ${step.services.length ? `${compactNames(step.services)} running and healthy` : 'no rolled service runs yet'}`;
           },
         };
       case 'backup':
         return {
           title: step.title,
-          task: async (_ctx, task) => {
-            if (deps.existingBackup) {
-              backup = deps.existingBackup;
-              task.title = `Using the interrupted rollout's backup ${backup.dir} (sums verified)`;
-              return;
-            }
-            backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids) });
-            await deps.journal?.({ step: 'backup', backup: backup.dir });
-            task.title = `Backed up the current config to ${backup.dir}`;
-          },
+          task: async (_ctx, task) =>
+            timed('backup', undefined, undefined, async () => {
+              if (deps.existingBackup) {
+                backup = deps.existingBackup;
+                task.title = `Using the interrupted rollout's backup ${backup.dir} (sums verified)`;
+                return backup.dir;
+              }
+              backup = await createBackup({ root: deps.backupRoot, current: deps.current, live: deps.live, inspect: (ids) => deps.engine.inspectRaw(ids), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) });
+              await deps.journal?.({ step: 'backup', backup: backup.dir });
+              task.title = `Backed up the current config to ${backup.dir}`;
+              return backup.dir;
+            }, (dir) => dir),
         };
       case 'pause':
-        return { title: step.title, task: async () => deps.clock.sleep(step.ms, deps.signal) };
+        return { title: step.title, task: async () => timed('pause', undefined, undefined, () => deps.clock.sleep(step.ms, deps.signal)) };
       case 'update':
         if (step.updates.length === 1) {
           const u = step.updates[0] as ServiceUpdate;
@@ -292,7 +339,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
             task.newListr(
               step.services.map((r) => ({
                 title: `${r.service}: stop and remove`,
-                task: async (_c: unknown, t: TaskW) => {
+                task: async (_c: unknown, t: TaskW) => timed('retire', r.service, undefined, async () => {
                   await note({ service: r.service, kind: 'retired' });
                   row(r.service).result = 'failed';
                   for (const id of r.containerIds) {
@@ -304,7 +351,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
                   row(r.service).result = 'retired';
                   row(r.service).config = 'gone';
                   t.title = `${r.service}: retired`;
-                },
+                }),
               })),
               { concurrent: true, exitOnError: true },
             ),
@@ -312,11 +359,12 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       case 'verify':
         return {
           title: step.title,
-          task: async (_ctx, task) => {
-            const problems = await verify(step.services);
-            if (problems.length) throw new ValidationError(`The fleet is not as planned after the rollout: ${problems.join('; ')}`);
-            task.title = `Verified: ${compactNames(step.services)} running, health checks passing, no restarts`;
-          },
+          task: async (_ctx, task) =>
+            timed('verify', undefined, undefined, async () => {
+              const problems = await verify(step.services);
+              if (problems.length) throw new ValidationError(`The fleet is not as planned after the rollout: ${problems.join('; ')}`);
+              task.title = `Verified: ${compactNames(step.services)} running, health checks passing, no restarts`;
+            }),
         };
     }
   };
@@ -397,6 +445,9 @@ async function recreateUntilHealthy(
     waitFor: 'healthy' | 'running';
     deadlineMs: number;
     signal: AbortSignal;
+    /** Wraps the recreate and each container's wait (the rollout times them as events). */
+    recreate?: (run: () => Promise<void>) => Promise<void>;
+    wait?: (containerId: string, run: () => Promise<number>) => Promise<number>;
     onRecreated?: () => void;
     onWaiting?: (containerId: string, status: string | undefined) => void;
     onRetry?: () => void;
@@ -405,7 +456,8 @@ async function recreateUntilHealthy(
   for (let attempt = 1; ; attempt += 1) {
     const restartsBefore = deps.engineRestarts?.() ?? 0;
     // Not cancelled by a signal: a compose killed halfway could leave the service with no container at all.
-    await deps.compose.recreate(target, [o.service]);
+    const recreate = () => deps.compose.recreate(target, [o.service]);
+    await (o.recreate ? o.recreate(recreate) : recreate());
     o.onRecreated?.();
     // Time to healthy counts from the new container's start, not from stopping the old one.
     const startedAt = deps.clock.now();
@@ -414,16 +466,18 @@ async function recreateUntilHealthy(
     try {
       for (const c of containers) {
         o.onWaiting?.(c.id, undefined);
-        await waitForHealthy(deps.engine, events, deps.clock, {
-          service: o.service,
-          containerId: c.id,
-          waitFor: o.waitFor,
-          deadlineMs: o.deadlineMs,
-          signal: o.signal,
-          pollMs: deps.pollMs,
-          onStatus: (st) => o.onWaiting?.(c.id, st),
-          engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
-        });
+        const wait = () =>
+          waitForHealthy(deps.engine, events, deps.clock, {
+            service: o.service,
+            containerId: c.id,
+            waitFor: o.waitFor,
+            deadlineMs: o.deadlineMs,
+            signal: o.signal,
+            pollMs: deps.pollMs,
+            onStatus: (st) => o.onWaiting?.(c.id, st),
+            engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
+          });
+        await (o.wait ? o.wait(c.id, wait) : wait());
       }
       return { containers, startedAt };
     } catch (err) {
@@ -447,7 +501,7 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
   };
   const tasks: ListrTask[] = [...changed].reverse().map((c) => ({
     title: `${c.service}: ${c.kind === 'created' ? 'remove (new in the target)' : 'restore from the backup'}`,
-    task: async (_ctx: unknown, task: TaskW) => {
+    task: async (_ctx: unknown, task: TaskW) => timedStep(deps.events, () => deps.clock.now(), { step: 'rollback', service: c.service }, async () => {
       const r = rows.get(c.service) as RowState;
       try {
         if (c.kind === 'created') {
@@ -479,7 +533,7 @@ async function rollBack(changed: readonly Change[], backup: Backup, deps: Execut
         errors.push(`${c.service}: ${deps.redact(message.replace(/\.$/, ''))}`);
         throw err;
       }
-    },
+    }),
     exitOnError: false,
   }));
   deps.progress.write('\nRolling back, newest change first:\n');
@@ -505,18 +559,28 @@ async function configNow(engine: EngineClient, plan: RolloutPlan, restore: Compo
   }
 }
 
+/**
+ * The rich task list, on stderr. listr2 falls back to its line renderer, written to stdout, whenever process.stdout is
+ * not a terminal: with `> report.ndjson` from a terminal, progress would land in the report and the terminal get none.
+ * The CLI chose 'default' because stderr is a terminal, so the renderer is told not to look at stdout.
+ */
+class StderrTaskList extends DefaultRenderer {
+  static override nonTTY = true;
+}
+
 function listrOptions(deps: ExecuteDeps) {
   // Progress goes to stderr whatever the renderer; stdout stays for the summary.
   const processOutput = new ProcessOutput(deps.progress, deps.progress, { dump: [], leaveEmptyLine: false });
   const logger = new ListrLogger({ useIcons: true, processOutput });
   return {
     exitOnError: true,
-    renderer: deps.renderer,
+    renderer: deps.renderer === 'default' ? StderrTaskList : deps.renderer,
     rendererOptions:
       deps.renderer === 'default'
         ? { collapseSubtasks: false, showErrorMessage: true, formatOutput: 'wrap' as const, logger }
         : deps.renderer === 'simple'
-          ? { timestamp: PRESET_TIMESTAMP, logger }
+          ? // No timestamp of listr2's own: it would come after the icon. The CLI gives a stream that starts every line with one.
+            { logger }
           : {},
     collectErrors: false as const,
     registerSignalListeners: false,

@@ -121,6 +121,12 @@ const cases: Case[] = [
     error: () => "unknown option '--paralelism': did you mean --parallelism? See `arena-deploy --help`.",
   },
   {
+    name: 'rollback --to a folder that does not exist: exit 2',
+    args: (f) => ['rollback', '--to', f.absent],
+    exitCode: 2,
+    error: (f) => `--to ${f.absent}: there is no such backup folder; \`arena-deploy history --output json\` shows each rollout's backup.`,
+  },
+  {
     name: '--debug on malformed YAML: exit 2, the same sentence, and the stack trace',
     args: (f, p) => ['rollout', f.tabbed, '--project', p, '--debug'],
     exitCode: 2,

@@ -95,9 +95,11 @@ describe('faults while a new container starts', () => {
 
   it('a crash loop under restart: unless-stopped (crash 1 s after boot) is a failure and is rolled back', async () => {
     const crash = override('crash-1s', { 'web-1': env('crash', { ARENA_CRASH_AFTER: 1 }) });
-    const r = await cli(rollout(project, state, [OPTIMIZED, crash]), fleetEnv);
+    // "1 s after boot" is 1 s after the worker's boot hook, which a loaded machine delays: the monitor window covers it.
+    // Which sign comes first (the exit, the restart count, the failing probes of a gunicorn halting) depends on timing.
+    const r = await cli(rollout(project, state, [OPTIMIZED, crash], '--monitor', '30s'), fleetEnv);
     expect(r.exitCode, r.stderr).toBe(5);
-    expect(errorLines(r.stderr)).toEqual([expect.stringMatching(/^error: Rolled back: web-1: web-1 (exited with code 3|restarted|became unhealthy).* web-1 restored from the backup; every service of arena-test-\w+ is on the old config\.$/)]);
+    expect(errorLines(r.stderr)).toEqual([expect.stringMatching(/^error: Rolled back: web-1: web-1 (exited with code 3|restarted|became unhealthy|turned unhealthy).* web-1 restored from the backup; every service of arena-test-\w+ is on the old config\.$/)]);
     expect(r.stderr).toMatch(/exit(ed with)? code 3/);
     await expectFleet(project, () => 'optimized');
   }, 300_000);

@@ -30,7 +30,7 @@ function scripted(script: (t: number) => Partial<ContainerDetails>, clock: { t: 
     throw new Error('not used by this test');
   };
   return {
-    ping: unused, listProject: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, memoryUsage: unused, stop: unused, remove: unused,
+    ping: unused, listProject: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, memoryUsage: unused, resourceUsage: unused, stop: unused, remove: unused,
     inspect: async () => details(script(clock.t)),
     async *events() {
       for (const e of events) yield e;

@@ -19,7 +19,7 @@ function flaky(failures: number, error: () => Error = lost): { engine: EngineCli
       if (calls <= failures) throw error();
       return INFO;
     },
-    listProject: unused, inspect: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, events: unused, memoryUsage: unused, stop: unused, remove: unused,
+    listProject: unused, inspect: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, events: unused, memoryUsage: unused, resourceUsage: unused, stop: unused, remove: unused,
   } as unknown as EngineClient;
   return { engine, calls: () => calls };
 }

@@ -39,7 +39,8 @@ export async function demoCommand(ctx: Context, opts: DemoOptions): Promise<numb
   err.write(`Starting the original twin as project ${opts.project}: 10 web services × 12 gunicorn workers × 6 threads, the plan that got SIGKILLed (scaled to this host)...\n`);
   await ctx.compose.upAll({ project: opts.project, files: [DEMO_FILES.original] }, { wait: true, timeoutS: 600 });
   err.write('The original fleet is up and healthy. Rolling it out to the optimized twin: 6 × 4 workers × 4 threads, health checks that tolerate 30 s probes.\n\n');
-  const code = await rolloutCommand(ctx, { files: [DEMO_FILES.optimized], project: opts.project, stateDir: opts.stateDir });
+  // Asking "Roll out?" is for a person's own fleet; the demo's rollout is what the demo was asked to show.
+  const code = await rolloutCommand(ctx, { files: [DEMO_FILES.optimized], project: opts.project, stateDir: opts.stateDir, yes: true });
   const prefix = ctx.env['ARENA_PORT_PREFIX'] ?? '80';
   ctx.io.stdout.write(`\nTry it: curl http://127.0.0.1:${prefix}80/ (nginx) or curl http://127.0.0.1:${prefix}01/health/ (web-1). \`arena-deploy demo --down\` removes the demo.\n`);
   return code;

@@ -23,7 +23,15 @@ import { stateDir } from '../../util/state-dir.js';
 import { analyzeWithConfigs, engineHost } from '../../analysis/plan-analysis.js';
 import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
+import { remoteFileCheck } from '../../rollout/host-files.js';
 import { chooseRenderer, type Context } from '../context.js';
+import { checkDryRunFlags, offlineDryRun, writeDryRun, type OutputFormat } from './dry-run.js';
+import type { HostFlags } from '../../analysis/plan-analysis.js';
+import { confirm, shouldConfirm } from '../confirm.js';
+import type { EventSink } from '../../report/events.js';
+import { exitCodeOfError, outcomeOfError, reportOf, reportOfResult, type FinalReport, type ReportContext } from '../../report/json-report.js';
+import { deliverReport, interruptedCodeOf, NdjsonWriter, planFileSums } from '../report-output.js';
+import { timestampLines } from '../timestamp-lines.js';
 
 /** The plan used when none is given. */
 export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
@@ -52,6 +60,65 @@ export interface RolloutOptions {
   readonly pollMs?: number | undefined;
   /** Drain each web service out of nginx before it is stopped (default true; `--no-drain`). */
   readonly drain?: boolean | undefined;
+  /** text (default); json: NDJSON events and a final report on stdout (with --dry-run, one object); markdown: the dry run for a reviewer. */
+  readonly output?: OutputFormat | undefined;
+  /** Dry run with no engine at all, from --current (every service assumed running). */
+  readonly offline?: boolean | undefined;
+  /** Host capacity for the offline analysis. */
+  readonly host?: HostFlags | undefined;
+  /** Do not ask "Roll out? [y/N]" on a terminal. */
+  readonly yes?: boolean | undefined;
+}
+
+/** What a run learned as it went, for the final report however it ends. */
+interface RunFacts {
+  readonly id: string;
+  project?: string;
+  engine?: string;
+  planFiles?: readonly string[];
+  warnings: string[];
+  result?: RolloutResult;
+  /** The verdict of a run that ended without a rollout result (nothing to do). */
+  verdict?: string;
+}
+
+
+/**
+ * Runs the rollout command; returns the exit code or throws a typed error. With `--output json` the events go to stdout
+ * as NDJSON and the last line is the final report, also when the rollout is refused; with GITHUB_STEP_SUMMARY set, a
+ * markdown summary is appended to that file.
+ */
+export async function rolloutCommand(ctx: Context, opts: RolloutOptions): Promise<number> {
+  // The dry run's renderings (text, markdown, json) and its flags are the dry run's business.
+  checkDryRunFlags(opts);
+  if (opts.offline) {
+    const policy = { services: opts.services, include: opts.include ?? [], parallelism: opts.parallelism, delayMs: opts.delayMs, monitorMs: opts.monitorMs, healthTimeoutMs: opts.healthTimeoutMs };
+    return offlineDryRun(ctx, resolvePlanFiles(opts.files, ctx.cwd), { current: opts.current ?? [], project: opts.project, output: opts.output ?? 'text', policy, host: opts.host ?? {}, force: opts.force });
+  }
+  const summaryFile = ctx.env['GITHUB_STEP_SUMMARY'];
+  const json = !opts.dryRun && opts.output === 'json';
+  if (opts.dryRun || (!json && !summaryFile)) return runRollout(ctx, opts, { id: newEntryId(), warnings: [] });
+  const facts: RunFacts = { id: newEntryId(), warnings: [] };
+  const redact = (t: string) => redactText(t, ctx.secrets);
+  const writer = json ? new NdjsonWriter(ctx.io.stdout, facts.id, redact) : undefined;
+  const started = ctx.clock.now();
+  const reportCtx = (): ReportContext => ({ command: 'rollout', project: facts.project, engine: facts.engine, planFiles: facts.planFiles && planFileSums(facts.planFiles), warnings: facts.warnings });
+  let report: FinalReport | undefined;
+  try {
+    const code = await runRollout(ctx, opts, facts, writer?.sink);
+    report = facts.result
+      ? reportOfResult(facts.id, facts.result, reportCtx(), code)
+      : reportOf(facts.id, reportCtx(), { outcome: 'nothing-to-do', verdict: facts.verdict ?? 'Nothing to do.', exitCode: code, durationMs: ctx.clock.now() - started });
+    return code;
+  } catch (err) {
+    const code = exitCodeOfError(err, interruptedCodeOf(ctx.signal));
+    report = facts.result
+      ? reportOfResult(facts.id, facts.result, reportCtx(), code)
+      : reportOf(facts.id, reportCtx(), { outcome: outcomeOfError(err), verdict: redact(err instanceof Error ? err.message : String(err)), exitCode: code, durationMs: ctx.clock.now() - started });
+    throw err;
+  } finally {
+    if (report) await deliverReport(report, { writer, summaryFile, redact, warn: (l) => ctx.io.stderr.write(l) });
+  }
 }
 
 /** Resolves the target files: the flags, else the default plan in the working directory, else the packaged one. */
@@ -96,15 +163,18 @@ function describeOpen(e: RolloutEntry): string {
 }
 
 
-/** Runs the rollout command; returns the exit code or throws a typed error. */
-export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Promise<number> {
+/** The rollout itself; `facts` collects what the final report needs, `sink` receives the events. */
+async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFacts, sink?: EventSink): Promise<number> {
   const state = stateDir(opts.stateDir, baseCtx.env);
   const history = rollouts((await readJournal(state)).records);
   const resuming = opts.resume ? pickResume(history, opts, baseCtx.cwd, journalFile(state)) : undefined;
   const files = resuming ? resuming.files : resolvePlanFiles(opts.files, baseCtx.cwd);
+  facts.planFiles = files;
   const target = loadPlan({ files, projectName: opts.project ?? resuming?.entry.started.project, env: baseCtx.env });
+  facts.project = target.project;
   // The first call is not retried: an engine that is not there at all is one sentence and exit 4 at once.
   const info = await baseCtx.engine.ping();
+  facts.engine = info.endpoint;
   await baseCtx.compose.version();
   const outage = new Outage({
     maxMs: opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS,
@@ -117,8 +187,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
       );
     },
   });
+  // Without a terminal, every progress line starts with a timestamp (the error that ends a failed run stays plain).
+  const renderer = chooseRenderer(baseCtx.io, baseCtx.env);
+  const io = renderer === 'simple' ? { ...baseCtx.io, stderr: timestampLines(baseCtx.io.stderr) } : baseCtx.io;
   // One tracker for both: an outage seen by dockerode and compose at once is said once, and counted once.
-  const ctx: Context = { ...baseCtx, engine: retryingEngine(baseCtx.engine, outage), compose: retryingCompose(baseCtx.compose, outage) };
+  const ctx: Context = { ...baseCtx, io, engine: retryingEngine(baseCtx.engine, outage), compose: retryingCompose(baseCtx.compose, outage) };
+  // In json mode stdout carries only NDJSON: the human summary goes to stderr.
+  const human = sink ? ctx.io.stderr : ctx.io.stdout;
   // Continuing after a killed run: its compose may still be finishing a recreate; the fleet is read after it is done.
   if (resuming || opts.breakLock) await waitForComposeOf(target.project, (l) => ctx.io.stderr.write(l));
   const currentFiles = opts.current?.map((f) => path.resolve(ctx.cwd, f));
@@ -170,6 +245,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   const errors = groups.filter((g) => g.severity === 'error');
   const analysisWarnings = groups.filter((g) => g.severity === 'warning').map((g) => `${g.rule} [${g.services.join(', ') || 'host'}]: ${g.message}`);
   const allWarnings = [...plan.warnings, ...warnings, ...analysisWarnings];
+  facts.warnings.push(...allWarnings.map(redact));
+  const warnAll = () => {
+    for (const w of allWarnings) {
+      ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+      sink?.({ type: 'warning', message: w });
+    }
+  };
   const analysisError = () =>
     new ValidationError(`The target plan would fail on ${info.endpoint}: ${errors[0]?.message}${(errors[0]?.services.length ?? 0) > 1 ? ` The same for ${errors[0]?.services.slice(1).join(', ')}.` : ''}${errors.length > 1 ? ` (And ${errors.length - 1} more error${errors.length > 2 ? 's' : ''}.)` : ''}`, {
       hints: [`\`arena-deploy validate ${plan.targetFiles.map((f) => path.relative(ctx.cwd, f) || f).join(' ')}\` shows the whole analysis; --force rolls out anyway.`],
@@ -178,20 +260,28 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     ctx.io.stderr.write(`\nWARNING: --force: rolling out a plan with ${errors.length} analysis error${errors.length === 1 ? '' : 's'}:\n${errors.map((e) => `  ${e.rule} [${e.services.join(', ') || 'host'}]: ${e.message}`).join('\n')}\n\n`);
   }
   const checkDeps = { engine: ctx.engine, compose: ctx.compose, target, current: current.plan, live: current.live, force: Boolean(opts.force), priorChanges };
+  const checkWithEvents = { ...checkDeps, events: sink, clock: ctx.clock };
+  // A remote engine resolves bind-mount sources on its own host: the versions the plan expects must be there (README: Remote engines).
+  const updated = plan.steps.flatMap((s) => (s.kind === 'update' ? s.updates.map((u) => u.service) : []));
+  const hostFiles = info.remote ? await remoteFileCheck(ctx.engine, { target, current: current.plan, updated, live: current.live }) : undefined;
 
   if (opts.dryRun) {
     for (const e of open) ctx.io.stderr.write(`warning: ${describeOpen(e)}.\n`);
-    const notes = await checkRollout(plan, checkDeps);
+    const notes = [...(await checkRollout(plan, checkDeps)), ...(hostFiles?.problems.map((p) => p.message) ?? [])];
     if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
-    ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
+    if (opts.output === 'markdown' || opts.output === 'json') {
+      const dry = { plan, target, current: current.plan, mode: 'online' as const, engine: info.endpoint, composeAnswered: composeView !== undefined, host: engineHost(target, info), targetAnalysis: analysis };
+      writeDryRun(ctx, opts.output, { ...dry, warnings: [...warnings, ...notes] });
+    } else ctx.io.stdout.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes)));
     if (errors.length && !opts.force) throw analysisError();
     return 0;
   }
   if (errors.length && !opts.force) throw analysisError();
   if (!hasWork(plan)) {
-    await checkRollout(plan, checkDeps);
-    ctx.io.stdout.write(`Nothing to do: every service of ${plan.project} already runs the target config.\n`);
-    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    await checkRollout(plan, checkWithEvents);
+    facts.verdict = `Nothing to do: every service of ${plan.project} already runs the target config.`;
+    human.write(`${facts.verdict}\n`);
+    warnAll();
     return 0;
   }
 
@@ -208,10 +298,19 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   if (newest) ctx.io.stderr.write(`warning: --break-lock: starting although the ${describeOpen(newest)}.\n`);
   // Everything that can refuse the rollout runs before the lock and the journal: a refused rollout writes nothing.
   // The lock first: while another rollout runs, its half-recreated containers are its business, not a preflight failure.
-  const lockOptions = { rollout: newEntryId(), breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
+  const lockOptions = { rollout: facts.id, breakLock: opts.breakLock, takeOverFrom: resuming?.entry.started.id };
   await checkLock(path.join(state, 'locks'), plan.project, lockOptions);
-  await checkRollout(plan, checkDeps);
+  const notes = await checkRollout(plan, checkWithEvents);
+  const hostProblem = hostFiles?.problems[0];
+  if (hostProblem) {
+    throw new ValidationError(hostProblem.message, { hints: hostFiles.problems.length > 1 ? [`${hostFiles.problems.length - 1} more bind-mounted file${hostFiles.problems.length > 2 ? 's differ' : ' differs'}: ${hostFiles.problems.slice(1).map((p) => p.source).join(', ')}.`] : [] });
+  }
   if (ctx.signal.aborted) throw new CancelledError('Interrupted; nothing was changed.');
+  // A person at a terminal sees the plan and says yes before the lock and the backup; a pipe or CI is never asked.
+  if (shouldConfirm({ yes: Boolean(opts.yes), stdinIsTTY: Boolean(ctx.io.stdinIsTTY && ctx.io.stdin), stderrIsTTY: ctx.io.stderrIsTTY })) {
+    ctx.io.stderr.write(redact(renderDryRun({ ...plan, warnings: allWarnings }, notes).replace(' (dry run: nothing is changed)', '')));
+    await confirm(ctx.io.stdin as NodeJS.ReadableStream, ctx.io.stderr, `\nRoll out ${plan.project} on ${info.endpoint}? [y/N] `, ctx.signal);
+  }
   const id = lockOptions.rollout;
   const lock = await acquireLock(path.join(state, 'locks'), plan.project, plan.targetFiles, lockOptions);
   if (lock.tookOver) ctx.io.stderr.write(`${describeTakeOver(lock)}\n`);
@@ -238,14 +337,16 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
     } else {
       ctx.io.stderr.write(`Rolling out ${plan.project} on ${info.endpoint}: ${plan.currentFiles.map((f) => path.basename(f)).join(', ')} → ${plan.targetFiles.map((f) => path.basename(f)).join(', ')}\n`);
     }
-    for (const w of allWarnings) ctx.io.stderr.write(`warning: ${redact(w)}\n`);
+    sink?.({ type: 'rollout-started', project: plan.project, engine: info.endpoint, plan: plan.targetFiles, current: plan.currentFiles, resumes: resuming?.entry.started.id });
+    warnAll();
     try {
       result = await executeRollout(plan, {
         ...checkDeps,
         clock: ctx.clock,
         backupRoot: path.join(state, 'backups'),
+        remoteFiles: hostFiles?.remoteFiles,
         signal: ctx.signal,
-        renderer: chooseRenderer(ctx.io, ctx.env),
+        renderer,
         progress: ctx.io.stderr,
         redact,
         pollMs: opts.pollMs,
@@ -254,7 +355,9 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
         priorChanges,
         engineRestarts: () => outage.comebacks,
         drain: opts.drain,
+        events: sink,
       });
+      facts.result = result;
     } catch (err) {
       // Stopped before changing anything (validation, preflight, backup, an early signal): the journal says so, best effort.
       await entry.finish({ outcome: 'not-started', durationMs: 0, changed: [], backup: null, verdict: redact(err instanceof Error ? err.message : String(err)) }).catch(() => {});
@@ -272,13 +375,13 @@ export async function rolloutCommand(baseCtx: Context, opts: RolloutOptions): Pr
   } finally {
     await lock.release().catch((err: unknown) => ctx.io.stderr.write(`warning: cannot remove the lock ${lock.file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): remove it by hand.\n`));
   }
-  ctx.io.stdout.write(`\n${redact(renderSummary(result))}`);
+  human.write(`\n${redact(renderSummary(result, info.endpoint))}`);
   if (outage.comebacks > 0) {
     ctx.io.stderr.write(`warning: the engine stopped answering during the rollout. If it restarted with live-restore, Docker (20.10) does not resume the health checks of the containers it restored: their health stays as it was until they are restarted. The services recreated after it came back are probed again; \`arena-deploy status\` shows the others.\n`);
   }
-  if (analysisWarnings.length) ctx.io.stdout.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
+  if (analysisWarnings.length) human.write(`Plan warnings (${analysisWarnings.length}): ${groups.filter((g) => g.severity === 'warning').map((g) => g.rule).join(', ')}; \`arena-deploy validate\` explains them.\n`);
   // The verdict is the last line on stdout whatever the outcome; failures also end with it as the error on stderr.
-  ctx.io.stdout.write(`${redact(result.verdict)}\n`);
+  human.write(`${redact(result.verdict)}\n`);
   switch (result.outcome) {
     case 'succeeded':
       return 0;

@@ -1,7 +1,7 @@
 /** `arena-deploy status`: the fleet as it runs now, per service, and any rollout that never finished. */
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import type { ContainerDetails } from '../../engine/engine-client.js';
+import type { ContainerDetails, ResourceUsage } from '../../engine/engine-client.js';
 import { openRollouts, readJournal, rollouts, journalFile, isUnfinished } from '../../rollout/journal.js';
 import { naturalCompare } from '../../rollout/plan-rollout.js';
 import { renderTable } from '../../report/table.js';
@@ -15,7 +15,16 @@ export interface StatusOptions {
   readonly project: string;
   readonly output: 'text' | 'json';
   readonly stateDir?: string | undefined;
+  /** Redraw (terminal) or print one NDJSON snapshot (pipe, --output json) every `intervalMs` until a signal. */
+  readonly watch?: boolean | undefined;
+  readonly intervalMs?: number | undefined;
 }
+
+/** Default of --interval. */
+export const DEFAULT_WATCH_INTERVAL_MS = 2000;
+
+/** Clears a terminal and puts the cursor top left, before each redraw. */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
 /** Memory use above this share of the limit is a warning, as in the guide's troubleshooting. */
 export const MEMORY_WARNING_SHARE = 0.8;
@@ -35,13 +44,16 @@ export interface ServiceStatus {
   readonly exitCode: number;
   readonly memoryBytes: number | null;
   readonly memoryLimitBytes: number | null;
+  /** CPU use as docker stats shows it (100 = one CPU), null when not running or not sampled. */
+  readonly cpuPercent: number | null;
   readonly uptimeMs: number | null;
   readonly warnings: readonly string[];
 }
 
 const MB = 1024 ** 2;
 
-function describe(d: ContainerDetails, memory: number | undefined, now: number): ServiceStatus {
+function describe(d: ContainerDetails, usage: ResourceUsage | undefined, now: number): ServiceStatus {
+  const memory = usage?.memoryBytes;
   const warnings: string[] = [];
   const limit = d.memoryLimitBytes > 0 ? d.memoryLimitBytes : undefined;
   if (memory !== undefined && limit && memory > MEMORY_WARNING_SHARE * limit) warnings.push(`memory at ${Math.round((memory / limit) * 100)} % of its limit`);
@@ -64,14 +76,62 @@ function describe(d: ContainerDetails, memory: number | undefined, now: number):
     exitCode: d.exitCode,
     memoryBytes: memory ?? null,
     memoryLimitBytes: limit ?? null,
+    cpuPercent: usage?.cpuPercent === undefined ? null : Math.round(usage.cpuPercent * 10) / 10,
     uptimeMs: d.running && Number.isFinite(started) ? Math.max(0, now - started) : null,
     warnings,
   };
 }
 
-/** Prints the project's containers and flags what needs a look; exit 0, or 1 when a container is not running and healthy. */
+/**
+ * Prints the project's containers and flags what needs a look; exit 0, or 1 when a container is not running and healthy.
+ * With --watch: again every interval until SIGINT/SIGTERM, then exit 0.
+ */
 export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<number> {
   if (!opts.project) throw new UsageError('name the compose project with --project.');
+  if (!opts.watch) {
+    const snap = await snapshot(ctx, opts);
+    ctx.io.stdout.write(opts.output === 'json' ? `${JSON.stringify(snap.json, null, 2)}\n` : snap.text);
+    return snap.code;
+  }
+  // A reader gone (`| head -1`, `| grep -m1`): the watch ends with the pipe instead of looking on for no one.
+  // (process.stdout is never destroyed by EPIPE: the error itself is the sign.)
+  let gone = false;
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'EIO') gone = true;
+  };
+  ctx.io.stdout.on('error', onError);
+  try {
+    await watch(ctx, opts, () => gone || ctx.io.stdout.destroyed);
+    return 0;
+  } finally {
+    ctx.io.stdout.off('error', onError);
+  }
+}
+
+/** Looks again every interval until a signal, or until no one reads stdout any more. */
+async function watch(ctx: Context, opts: StatusOptions, readerGone: () => boolean): Promise<void> {
+  const interval = opts.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
+  // A terminal gets the table redrawn in place; a pipe or --output json one compact JSON object per line.
+  const redraw = opts.output === 'text' && ctx.io.stdoutIsTTY;
+  while (!ctx.signal.aborted && !readerGone()) {
+    const t0 = ctx.clock.now();
+    const snap = await snapshot(ctx, opts).catch((err: unknown) => {
+      // Interrupted while the engine was being asked: the watch ends as asked.
+      if (ctx.signal.aborted) return undefined;
+      throw err;
+    });
+    if (!snap || ctx.signal.aborted) break;
+    if (redraw) ctx.io.stdout.write(`${CLEAR_SCREEN}${snap.text}\nEvery ${formatElapsed(interval)}; Ctrl-C to stop.\n`);
+    else ctx.io.stdout.write(`${JSON.stringify({ type: 'snapshot', time: new Date().toISOString(), ...snap.json })}\n`);
+    // Give a closed pipe's EPIPE its turn before the next look.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (readerGone()) break;
+    await ctx.clock.sleep(Math.max(0, interval - (ctx.clock.now() - t0)), ctx.signal);
+  }
+}
+
+/** One look at the fleet: the JSON object of --output json, the text table, and the exit code of a one-shot status. */
+async function snapshot(ctx: Context, opts: StatusOptions): Promise<{ json: Record<string, unknown>; text: string; code: number }> {
   const state = stateDir(opts.stateDir, ctx.env);
   const info = await ctx.engine.ping();
   const read = await readJournal(state);
@@ -90,8 +150,8 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
         throw err;
       });
       if (!d) return undefined;
-      const memory = d.running ? await ctx.engine.memoryUsage(c.id).catch(() => undefined) : undefined;
-      return describe(d, memory, now);
+      const usage = d.running ? await ctx.engine.resourceUsage(c.id).catch(() => undefined) : undefined;
+      return describe(d, usage, now);
     }),
   );
   const services = inspected.filter((x): x is ServiceStatus => x !== undefined);
@@ -100,12 +160,9 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
   const unfinished = open.map((e) => ({ id: e.started.id, by: `${e.started.user}@${e.started.host}`, at: e.started.at, plan: e.started.plan, backup: e.backup ?? null, changed: e.changing.map((c) => c.service), reason: e.finished ? 'the engine stopped answering' : 'its process is gone' }));
   const healthy = services.length > 0 && services.every((s) => s.warnings.length === 0 || s.warnings.every((w) => w.startsWith('restarted') || w.startsWith('memory')));
 
-  if (opts.output === 'json') {
-    ctx.io.stdout.write(
-      `${JSON.stringify({ version: 1, project: opts.project, engine: info.endpoint, journal: journalFile(state), healthy, unfinished, running: running.map((e) => e.started.id), lastRollout: lastEntry ? { id: lastEntry.started.id, at: lastEntry.started.at, plan: lastEntry.started.plan, planHash: lastEntry.started.planHash, result: lastEntry.finished?.outcome ?? (isUnfinished(lastEntry) ? 'unfinished' : 'running') } : null, services }, null, 2)}\n`,
-    );
-    return healthy && unfinished.length === 0 ? 0 : 1;
-  }
+  const code = healthy && unfinished.length === 0 ? 0 : 1;
+  const json = { version: 1, project: opts.project, engine: info.endpoint, journal: journalFile(state), healthy, unfinished, running: running.map((e) => e.started.id), lastRollout: lastEntry ? { id: lastEntry.started.id, at: lastEntry.started.at, plan: lastEntry.started.plan, planHash: lastEntry.started.planHash, result: lastEntry.finished?.outcome ?? (isUnfinished(lastEntry) ? 'unfinished' : 'running') } : null, services };
+  if (opts.output === 'json') return { json, text: '', code };
   const out: string[] = [];
   out.push(`Project ${opts.project} on ${info.endpoint}: ${services.length} container${services.length === 1 ? '' : 's'}.`);
   for (const u of unfinished) {
@@ -118,7 +175,7 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
     out.push('');
     out.push(
       renderTable(
-        ['SERVICE', 'CONTAINER', 'CONFIG (FILES, HASH)', 'STATE', 'HEALTH', 'RESTARTS', 'OOM', 'EXIT', 'MEMORY / LIMIT', 'UPTIME', 'NEEDS A LOOK'],
+        ['SERVICE', 'CONTAINER', 'CONFIG (FILES, HASH)', 'STATE', 'HEALTH', 'RESTARTS', 'OOM', 'EXIT', 'MEMORY / LIMIT', 'CPU', 'UPTIME', 'NEEDS A LOOK'],
         services.map((s) => [
           s.service,
           s.id.slice(0, 12),
@@ -129,12 +186,12 @@ export async function statusCommand(ctx: Context, opts: StatusOptions): Promise<
           s.oomKilled ? 'yes' : 'no',
           String(s.exitCode),
           s.memoryBytes === null ? '-' : `${Math.round(s.memoryBytes / MB)}M / ${s.memoryLimitBytes ? `${Math.round(s.memoryLimitBytes / MB)}M (${Math.round((s.memoryBytes / s.memoryLimitBytes) * 100)} %)` : 'none'}`,
+          s.cpuPercent === null ? '-' : `${s.cpuPercent.toFixed(1)} %`,
           s.uptimeMs === null ? '-' : formatElapsed(s.uptimeMs),
           s.warnings.join('; ') || '-',
         ]),
       ),
     );
   }
-  ctx.io.stdout.write(`${out.join('\n')}\n`);
-  return healthy && unfinished.length === 0 ? 0 : 1;
+  return { json, text: `${out.join('\n')}\n`, code };
 }
