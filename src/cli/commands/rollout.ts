@@ -25,7 +25,7 @@ import { groupFindings } from '../../report/render-analysis.js';
 import { packageRoot } from '../../util/package-root.js';
 import { remoteFileCheck } from '../../rollout/host-files.js';
 import { chooseRenderer, type Context } from '../context.js';
-import { checkDryRunFlags, offlineDryRun, writeDryRun, type OutputFormat } from './dry-run.js';
+import { checkDryRunFlags, offlineDryRun, registerPlanSecrets, writeDryRun, type OutputFormat } from './dry-run.js';
 import type { HostFlags } from '../../analysis/plan-analysis.js';
 import { confirm, shouldConfirm } from '../confirm.js';
 import type { EventSink } from '../../report/events.js';
@@ -128,11 +128,6 @@ export function resolvePlanFiles(files: readonly string[], cwd: string): string[
   return [existsSync(local) ? local : path.join(packageRoot, DEFAULT_PLAN)];
 }
 
-/** Collects the values the plans mark sensitive, so nothing printed shows them. */
-export function registerSecrets(secrets: Set<string>, ...plans: Plan[]): void {
-  for (const p of plans) for (const s of Object.values(p.services)) for (const v of Object.values(s.environment)) if (v.sensitive && v.value) secrets.add(v.value);
-}
-
 /** Default of --engine-timeout. */
 export const DEFAULT_ENGINE_TIMEOUT_MS = 60_000;
 
@@ -221,7 +216,7 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
   } else {
     current = await discoverCurrent(ctx.engine, target.project, currentFiles, info.endpoint);
   }
-  registerSecrets(ctx.secrets, target, current.plan);
+  registerPlanSecrets(ctx.secrets, target, current.plan);
   const redact = (t: string) => redactText(t, ctx.secrets);
 
   // compose's own dry run decides what changed; when compose rejects the files, the validate step says so.
