@@ -156,6 +156,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--resume', 'finish the rollout that was interrupted (killed, or the engine went away): its plan, its backup, the services it had left')
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host), and start although an earlier rollout never finished')
     .option('--no-drain', 'do not take a web service out of nginx (upstream `down` + reload) before its container is stopped')
+    .option('--no-probe', "wait for Docker's health status only: do not also probe each new container's health URL on its published port (local engine)")
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
     .option('-y, --yes', 'do not ask "Roll out? [y/N]" on a terminal (without a terminal it is never asked)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
@@ -180,6 +181,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
         host: { cpus: o['hostCpus'] as number | undefined, memoryBytes: o['hostMemory'] as number | undefined },
         yes: Boolean(o['yes']),
         drain: o['drain'] !== false,
+        probe: o['probe'] !== false,
       });
     });
 

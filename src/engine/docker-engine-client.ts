@@ -167,7 +167,8 @@ export class DockerEngineClient implements EngineClient {
       const state = c.State as Docker.ContainerInspectInfo['State'] & { Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; Start: string }> } };
       const healthStatus = state.Health?.Status;
       const health: HealthState = healthStatus === 'healthy' || healthStatus === 'unhealthy' || healthStatus === 'starting' ? healthStatus : 'none';
-      const hc = c.Config.Healthcheck as { Test?: string[] } | undefined;
+      const hc = c.Config.Healthcheck as { Test?: string[]; Timeout?: number } | undefined;
+      const ports = (c.NetworkSettings?.Ports ?? {}) as Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
       return {
         id: c.Id,
         name: c.Name.replace(/^\//, ''),
@@ -192,6 +193,12 @@ export class DockerEngineClient implements EngineClient {
         memoryLimitBytes: c.HostConfig.Memory ?? 0,
         nanoCpus: c.HostConfig.NanoCpus ?? 0,
         cmd: c.Config.Cmd ?? [],
+        publishedPorts: Object.entries(ports).flatMap(([key, binds]) => {
+          const [port, protocol] = key.split('/');
+          return (binds ?? []).map((b) => ({ containerPort: Number(port), protocol: protocol ?? 'tcp', hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort) }));
+        }),
+        healthTest: hc?.Test ?? [],
+        healthTimeoutMs: hc?.Timeout ? Math.round(hc.Timeout / 1e6) : 30_000,
       };
     });
   }

@@ -50,6 +50,19 @@ export interface ContainerDetails extends ContainerSummary {
   readonly memoryLimitBytes: number;
   readonly nanoCpus: number;
   readonly cmd: readonly string[];
+  /** Ports published on the engine's host (`docker port`), for probing the health URL from outside. */
+  readonly publishedPorts?: readonly PublishedPort[];
+  /** The health check's test and per-probe timeout as the container was created with them. */
+  readonly healthTest?: readonly string[];
+  readonly healthTimeoutMs?: number;
+}
+
+/** One published port: `127.0.0.1:8001->8000/tcp`. */
+export interface PublishedPort {
+  readonly containerPort: number;
+  readonly protocol: string;
+  readonly hostIp: string;
+  readonly hostPort: number;
 }
 
 /** A container event of the project: `health_status: healthy`, `die`, `oom`, `start`, `restart`… */

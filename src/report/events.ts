@@ -20,7 +20,7 @@ export type RolloutEventBody =
       /** What the step found (the backup folder, the verification) or why it failed. */
       readonly message?: string | undefined;
     }
-  | { readonly type: 'health'; readonly service: string; readonly container: string; readonly from: string | null; readonly to: string }
+  | { readonly type: 'health'; readonly service: string; readonly container: string; readonly from: string | null; readonly to: string; readonly via?: 'probe' | 'docker' | undefined }
   | { readonly type: 'warning'; readonly message: string };
 
 /** Receives every event as it happens; must not throw (a broken pipe must not stop a rollout). */

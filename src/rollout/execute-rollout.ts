@@ -4,13 +4,14 @@ import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, type ListrTask, typ
 import { ArenaError, CancelledError, CommandFailedError, EngineUnreachableError, HealthCheckError, PreflightError, ValidationError } from '../errors.js';
 import type { ComposeClient } from '../engine/compose-client.js';
 import type { ComposeTarget } from '../engine/compose-commands.js';
-import type { ContainerSummary, EngineClient } from '../engine/engine-client.js';
+import type { ContainerDetails, ContainerSummary, EngineClient } from '../engine/engine-client.js';
 import { createBackup, restoreDirectory, type Backup } from '../backup/create-backup.js';
 import type { Plan } from '../plan/types.js';
 import { summarizeChanges } from '../plan/diff-services.js';
 import { formatElapsed } from '../plan/units.js';
 import { compactNames } from '../util/names.js';
 import { healthDeadlineMs, naturalCompare, type RolloutPlan, type ServiceUpdate, type Step } from './plan-rollout.js';
+import { probeOnce, probeTargetFor } from './port-probe.js';
 import { describeFailure, HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from './health-wait.js';
 import type { StepRecord } from './journal.js';
 import { createDrainer, noDrain, type Drainer } from './drain.js';
@@ -50,6 +51,11 @@ export interface ExecuteDeps {
   readonly drain?: boolean;
   /** Receives typed progress events (steps, health changes, rollback steps): `--output json` writes them as NDJSON. */
   readonly events?: EventSink | undefined;
+  /**
+   * Probe each new container's health URL through its published port beside Docker's health status (README:
+   * Health); only with the local engine. Default false here; the CLI turns it on unless `--no-probe`.
+   */
+  readonly probe?: boolean;
 }
 
 /** Which config a service is on after the run. */
@@ -176,11 +182,13 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     timedStep(deps.events, () => deps.clock.now(), { step, service, container }, run, describe);
   /** Last health seen per container, for the `health` events (starting → healthy / unhealthy). */
   const lastHealth = new Map<string, string>();
-  const healthIs = (service: string, container: string, to: string) => {
+  /** The services whose new container counted as healthy by the probe's answer, and the URL that answered. */
+  const answeredBy = new Map<string, string>();
+  const healthIs = (service: string, container: string, to: string, via?: 'probe' | 'docker') => {
     const from = lastHealth.get(container) ?? null;
     if (from === to) return;
     lastHealth.set(container, to);
-    deps.events?.({ type: 'health', service, container, from, to });
+    deps.events?.({ type: 'health', service, container, from, to, ...(via ? { via } : {}) });
   };
 
   const updateOne = async (u: ServiceUpdate, task: TaskW): Promise<void> => {
@@ -213,7 +221,8 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
             async () => {
               try {
                 const ms = await run();
-                healthIs(u.service, containerId, u.waitFor === 'healthy' && deps.target.services[u.service]?.healthcheck ? 'healthy' : 'running');
+                const checked = u.waitFor === 'healthy' && deps.target.services[u.service]?.healthcheck;
+                healthIs(u.service, containerId, checked ? 'healthy' : 'running', checked ? (answeredBy.has(u.service) ? 'probe' : 'docker') : undefined);
                 return ms;
               } catch (err) {
                 if (err instanceof HealthCheckError && err.kind !== 'timeout') healthIs(u.service, containerId, err.kind);
@@ -226,6 +235,9 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
           current = c;
           task.output = `${st ?? `waiting for ${u.waitFor}`} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
           if (st?.startsWith('health: ')) healthIs(u.service, c, st.slice('health: '.length));
+        },
+        onHealthy: (_c, via, url) => {
+          if (via === 'probe' && url) answeredBy.set(u.service, url);
         },
         onRetry: () => {
           task.output = 'the engine restarted: recreating again';
@@ -255,11 +267,21 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       settled.set(u.service, seen);
       await deps.journal?.({ step: 'done', service: u.service });
       row(u.service).result = u.action === 'create' ? 'created' : 'updated';
-      task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
+      task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${answeredBy.has(u.service) ? ` (${answeredBy.get(u.service)} answered)` : ''}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
     } catch (err) {
       failures.push({ service: u.service, containerId: current, error: err });
       throw err;
     }
+  };
+
+  /**
+   * A container that counted as healthy by the probe may still be "starting" for Docker (its first check is up to an
+   * interval away): it passes verification when its health URL answers again now.
+   */
+  const answersNow = async (service: string, d: ContainerDetails): Promise<boolean> => {
+    if (!answeredBy.has(service)) return false;
+    const t = probeTargetFor(d.healthTest, d, d.healthTimeoutMs ?? 30_000);
+    return t !== undefined && (await probeOnce(t.url, t.timeoutMs));
   };
 
   /** Verification: every service running (healthy where it has a check), and none restarted since it passed its monitor window. */
@@ -274,7 +296,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         const before = settled.get(name)?.find((x) => x.id === c.id);
         if (!d.running) problems.push(`${name} is ${d.state} (exit code ${d.exitCode})`);
         else if (before && d.restartCount > before.restartCount) problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window (last exit code ${d.exitCode})`);
-        else if (d.hasHealthcheck && d.health !== 'healthy') problems.push(`${name} is ${d.health}`);
+        else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(name, d)))) problems.push(`${name} is ${d.health}`);
         if (d.oomKilled) problems.push(`${name} ran out of memory (OOMKilled)`);
       }
     }
@@ -450,6 +472,7 @@ async function recreateUntilHealthy(
     wait?: (containerId: string, run: () => Promise<number>) => Promise<number>;
     onRecreated?: () => void;
     onWaiting?: (containerId: string, status: string | undefined) => void;
+    onHealthy?: (containerId: string, via: 'probe' | 'docker', url?: string) => void;
     onRetry?: () => void;
   },
 ): Promise<{ containers: ContainerSummary[]; startedAt: number }> {
@@ -476,6 +499,8 @@ async function recreateUntilHealthy(
             pollMs: deps.pollMs,
             onStatus: (st) => o.onWaiting?.(c.id, st),
             engineRestarted: () => (deps.engineRestarts?.() ?? 0) > restartsBefore,
+            probe: deps.probe === true,
+            onHealthy: (via, url) => o.onHealthy?.(c.id, via, url),
           });
         await (o.wait ? o.wait(c.id, wait) : wait());
       }

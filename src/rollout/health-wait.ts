@@ -2,6 +2,7 @@
 import { CancelledError, HealthCheckError } from '../errors.js';
 import type { ContainerDetails, EngineClient, EngineEvent } from '../engine/engine-client.js';
 import { formatElapsed } from '../plan/units.js';
+import { probeTargetFor, probeUntilOk, type ProbeBackoff, type ProbeTarget } from './port-probe.js';
 
 /** The clock and sleep a wait uses; injectable so tests take milliseconds. */
 export interface Clock {
@@ -99,6 +100,11 @@ export class ProjectEvents {
     });
   }
 
+  /** Wakes every pending next() now (a probe answered). */
+  wakeUp(): void {
+    this.notify();
+  }
+
   private notify(): void {
     const w = this.wake;
     this.wake = [];
@@ -122,6 +128,14 @@ export interface WaitOptions {
   readonly onStatus?: (text: string) => void;
   /** Whether the engine restarted since the container was started: its health checks then no longer run. */
   readonly engineRestarted?: () => boolean;
+  /**
+   * Probe the health check's URL through the published port too (the local engine only): the first answer below 400
+   * counts as healthy, without waiting up to a whole health-check interval for Docker's status.
+   */
+  readonly probe?: boolean;
+  readonly probeBackoff?: ProbeBackoff;
+  /** Said once the container counts as healthy: by the probe's answer (with its URL) or by Docker's health status. */
+  readonly onHealthy?: (via: 'probe' | 'docker', url?: string) => void;
 }
 
 /**
@@ -137,16 +151,31 @@ export class HealthFrozenError extends Error {
 
 /** Waits until the container is healthy (or running, without a health check); returns the time it took. */
 export async function waitForHealthy(engine: EngineClient, events: ProjectEvents, clock: Clock, opts: WaitOptions): Promise<number> {
+  const probing = new AbortController();
+  try {
+    return await waitLoop(engine, events, clock, opts, probing);
+  } finally {
+    probing.abort();
+  }
+}
+
+async function waitLoop(engine: EngineClient, events: ProjectEvents, clock: Clock, opts: WaitOptions, probing: AbortController): Promise<number> {
   const start = clock.now();
   const pollMs = opts.pollMs ?? 1000;
   let cursor = 0;
   let lastHealth = '';
+  let probe: ProbeTarget | undefined;
+  let answeredAt: number | undefined;
+  const byDocker = () => {
+    opts.onHealthy?.('docker');
+    return clock.now() - start;
+  };
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError(`Interrupted while waiting for ${opts.service} to become ${opts.waitFor}.`);
     const elapsed = clock.now() - start;
     // Events first: they say it the moment Docker knows.
     for (const e of events.since(opts.containerId, cursor)) {
-      if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') return clock.now() - start;
+      if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') return byDocker();
       if (e.action === 'health_status: unhealthy') throw unhealthy(opts, clock.now() - start);
       if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory ${formatElapsed(clock.now() - start)} after it was started`);
       if (e.action === 'die') throw await whyDied(engine, opts, clock.now() - start, e.exitCode);
@@ -161,8 +190,23 @@ export async function waitForHealthy(engine: EngineClient, events: ProjectEvents
     }
     if (opts.waitFor === 'running' && d.running) return clock.now() - start;
     if (opts.waitFor === 'healthy' && !d.hasHealthcheck && d.running) return clock.now() - start;
-    if (d.health === 'healthy') return clock.now() - start;
+    if (d.health === 'healthy') return byDocker();
     if (d.health === 'unhealthy') throw unhealthy(opts, clock.now() - start);
+    // The container runs and nothing says it failed: an answer of the probe is as good as Docker's next check.
+    if (answeredAt !== undefined && d.running && probe) {
+      opts.onHealthy?.('probe', probe.url);
+      return answeredAt - start;
+    }
+    if (opts.probe && opts.waitFor === 'healthy' && !probe && d.running) {
+      probe = probeTargetFor(d.healthTest, d, d.healthTimeoutMs ?? 30_000);
+      if (probe) {
+        void probeUntilOk(probe, clock, probing.signal, opts.probeBackoff).then((at) => {
+          if (at === undefined) return;
+          answeredAt = at;
+          events.wakeUp();
+        });
+      }
+    }
     if (opts.engineRestarted?.()) throw new HealthFrozenError(opts.service);
     if (d.health !== lastHealth) {
       lastHealth = d.health;

@@ -60,6 +60,7 @@ export interface RolloutOptions {
   readonly pollMs?: number | undefined;
   /** Drain each web service out of nginx before it is stopped (default true; `--no-drain`). */
   readonly drain?: boolean | undefined;
+  readonly probe?: boolean | undefined;
   /** text (default); json: NDJSON events and a final report on stdout (with --dry-run, one object); markdown: the dry run for a reviewer. */
   readonly output?: OutputFormat | undefined;
   /** Dry run with no engine at all, from --current (every service assumed running). */
@@ -350,6 +351,8 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
         priorChanges,
         engineRestarts: () => outage.comebacks,
         drain: opts.drain,
+        // A remote engine publishes its ports on its own host: probing 127.0.0.1 here would ask another machine.
+        probe: opts.probe !== false && !info.remote,
         events: sink,
       });
       facts.result = result;

@@ -1,0 +1,105 @@
+/**
+ * Probing a new container's health URL through its published port, beside Docker's own health status.
+ *
+ * Docker runs a health check once per interval (30 s in the real plans), so its status says "healthy" up to a whole
+ * interval after the app first answers. The tool runs the same check from outside, as the guide's
+ * `curl -f --max-time 25 http://localhost:800N/health/` does by hand: the URL the health check asks inside the
+ * container, on the host port it is published to, at a short interval that backs off (100 ms, ×1.5, at most 2 s),
+ * one request at a time. Only used with the local engine: a published port of a remote engine is on another host.
+ */
+import http from 'node:http';
+import type { ContainerDetails } from '../engine/engine-client.js';
+import type { Clock } from './health-wait.js';
+
+/** What one container's probe asks, and for how long at most per request. */
+export interface ProbeTarget {
+  /** `http://127.0.0.1:8001/health/`. */
+  readonly url: string;
+  readonly timeoutMs: number;
+}
+
+/** The backoff of a probe: the pause after a failed request grows from `firstMs` by `factor` up to `maxMs`. */
+export interface ProbeBackoff {
+  readonly firstMs: number;
+  readonly factor: number;
+  readonly maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: ProbeBackoff = { firstMs: 100, factor: 1.5, maxMs: 2000 };
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '0.0.0.0', '[::1]', '::1']);
+/** Host addresses a published port is reachable on from this host at 127.0.0.1. */
+const REACHABLE_BINDS = new Set(['', '0.0.0.0', '127.0.0.1', '::', '[::]']);
+
+/**
+ * The health check's own URL through the published port, or undefined when there is none to probe: the check is not
+ * an http request (curl or wget) to the container itself, or its port is not published on this host's loopback.
+ */
+export function probeTargetFor(test: readonly string[] | undefined, details: Pick<ContainerDetails, 'publishedPorts'>, healthTimeoutMs: number): ProbeTarget | undefined {
+  if (!test || test.length < 2 || (test[0] !== 'CMD' && test[0] !== 'CMD-SHELL')) return undefined;
+  const words = test[0] === 'CMD-SHELL' ? (test[1] ?? '').split(/\s+/).filter(Boolean) : test.slice(1);
+  const tool = words.findIndex((w) => /(^|\/)(curl|wget)$/.test(w));
+  if (tool < 0) return undefined;
+  let url: URL | undefined;
+  let maxTimeS: number | undefined;
+  for (let i = tool + 1; i < words.length; i += 1) {
+    const w = (words[i] as string).replace(/^['"]|['"]$/g, '');
+    if ((w === '--max-time' || w === '-m' || w === '--timeout' || w === '-T') && words[i + 1] !== undefined) {
+      const n = Number(words[i + 1]);
+      if (Number.isFinite(n) && n > 0) maxTimeS = n;
+    }
+    if (/^(&&|\|\||;|\|)$/.test(w)) break;
+    if (/^https?:\/\//.test(w)) {
+      try {
+        url = new URL(w);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  if (!url || url.protocol !== 'http:' || !LOCAL_HOSTS.has(url.hostname)) return undefined;
+  const containerPort = Number(url.port || '80');
+  const bound = (details.publishedPorts ?? []).find((p) => p.containerPort === containerPort && p.protocol === 'tcp' && REACHABLE_BINDS.has(p.hostIp));
+  if (!bound) return undefined;
+  const timeoutMs = Math.max(1000, Math.min(maxTimeS !== undefined ? maxTimeS * 1000 : healthTimeoutMs || 30_000, healthTimeoutMs || 30_000));
+  return { url: `http://127.0.0.1:${bound.hostPort}${url.pathname}${url.search}`, timeoutMs };
+}
+
+/** One GET with a fresh connection: true for a status below 400 (what `curl -f` calls success). */
+export function probeOnce(url: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
+      req.destroy();
+      resolve(ok);
+    };
+    const abort = () => finish(false);
+    const req = http.get(url, { agent: false, headers: { 'user-agent': 'arena-deploy-probe', connection: 'close' } }, (res) => {
+      res.resume();
+      finish((res.statusCode ?? 500) < 400);
+    });
+    req.on('error', () => finish(false));
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    timer.unref();
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}
+
+/**
+ * Probes until a request succeeds (resolves with the time of that answer) or the signal aborts (resolves undefined).
+ * Never rejects: a failed request only means "not yet".
+ */
+export async function probeUntilOk(target: ProbeTarget, clock: Clock, signal: AbortSignal, backoff: ProbeBackoff = DEFAULT_BACKOFF, once = probeOnce): Promise<number | undefined> {
+  let pause = backoff.firstMs;
+  while (!signal.aborted) {
+    if (await once(target.url, target.timeoutMs, signal)) return signal.aborted ? undefined : clock.now();
+    if (signal.aborted) break;
+    await clock.sleep(pause, signal);
+    pause = Math.min(pause * backoff.factor, backoff.maxMs);
+  }
+  return undefined;
+}

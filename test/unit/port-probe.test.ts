@@ -1,0 +1,133 @@
+/** The health URL probe: which URL a health check gives, the backoff, and a wait that ends at the first answer. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ContainerDetails, EngineClient, PublishedPort } from '../../src/engine/engine-client.js';
+import { probeOnce, probeTargetFor, probeUntilOk } from '../../src/rollout/port-probe.js';
+import { ProjectEvents, systemClock, waitForHealthy } from '../../src/rollout/health-wait.js';
+import { HealthCheckError } from '../../src/errors.js';
+
+const published = (hostPort: number, hostIp = '127.0.0.1', containerPort = 8000): { publishedPorts: PublishedPort[] } => ({ publishedPorts: [{ containerPort, protocol: 'tcp', hostIp, hostPort }] });
+const GUIDE = ['CMD', 'curl', '-f', '--max-time', '25', 'http://localhost:8000/health/'];
+
+describe('probeTargetFor', () => {
+  it("takes the guide's curl check to the published port, with curl's --max-time as the per-request bound", () => {
+    expect(probeTargetFor(GUIDE, published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 25_000 });
+  });
+
+  it('reads CMD-SHELL and wget checks, a port published on every address, and an implicit port 80 with a query', () => {
+    expect(probeTargetFor(['CMD-SHELL', 'curl -fsS http://127.0.0.1:8000/health/ || exit 1'], published(5901, '0.0.0.0'), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 10_000 });
+    expect(probeTargetFor(['CMD', 'wget', '-q', '-T', '5', '-O-', 'http://localhost/ping?deep=1'], published(6080, '', 80), 30_000)).toEqual({ url: 'http://127.0.0.1:6080/ping?deep=1', timeoutMs: 5000 });
+  });
+
+  it("caps the per-request bound at the health check's own timeout", () => {
+    expect(probeTargetFor(GUIDE, published(8001), 10_000)?.timeoutMs).toBe(10_000);
+  });
+
+  it('gives nothing to probe when the check is not an http request to the container, or its port is not reachable here', () => {
+    expect(probeTargetFor(['CMD', 'python', '-c', 'import urllib'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', 'curl', '-f', 'https://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', 'curl', '-f', 'http://db.internal:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(GUIDE, { publishedPorts: [] }, 30_000)).toBeUndefined();
+    expect(probeTargetFor(GUIDE, published(8001, '10.1.2.3'), 30_000)).toBeUndefined();
+    expect(probeTargetFor(GUIDE, published(8001, '127.0.0.1', 9000), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['NONE'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(undefined, published(8001), 30_000)).toBeUndefined();
+  });
+});
+
+describe('probeUntilOk', () => {
+  it('backs off from 100 ms by 1.5 up to 2 s between failed requests, one request at a time', async () => {
+    const pauses: number[] = [];
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (pauses.push(ms), (t += ms)) };
+    let calls = 0;
+    const at = await probeUntilOk({ url: 'http://x/', timeoutMs: 1000 }, clock, new AbortController().signal, undefined, async () => ++calls > 12);
+    expect(calls).toBe(13);
+    expect(pauses.map((p) => Math.round(p))).toEqual([100, 150, 225, 338, 506, 759, 1139, 1709, 2000, 2000, 2000, 2000]);
+    expect(at).toBe(t);
+  });
+
+  it('ends without an answer when aborted', async () => {
+    const ctl = new AbortController();
+    const clock = { now: () => 0, sleep: async () => void ctl.abort() };
+    await expect(probeUntilOk({ url: 'http://x/', timeoutMs: 1000 }, clock, ctl.signal, undefined, async () => false)).resolves.toBeUndefined();
+  });
+});
+
+describe('probeOnce and a health wait that ends at the first answer (a real http server on 127.0.0.1)', () => {
+  let server: http.Server | undefined;
+  afterEach(async () => {
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    server = undefined;
+  });
+  const listen = async (handler: http.RequestListener): Promise<number> => {
+    server = http.createServer(handler);
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    return (server.address() as AddressInfo).port;
+  };
+
+  it("counts what curl -f counts: below 400 is an answer, 500 and a refused connection and a timeout are not", async () => {
+    let status = 200;
+    let delay = 0;
+    const port = await listen((_req, res) => void setTimeout(() => res.writeHead(status).end('ok'), delay));
+    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(true);
+    status = 302;
+    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(true);
+    status = 500;
+    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(false);
+    status = 200;
+    delay = 1500;
+    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 300)).toBe(false);
+    await new Promise((r) => server!.close(r));
+    server = undefined;
+    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(false);
+  });
+
+  /** An engine whose container stays "starting" (Docker's next check is far away) and publishes `port`. */
+  const starting = (port: number, over: Partial<ContainerDetails> = {}): EngineClient => {
+    const unused = () => {
+      throw new Error('not used by this test');
+    };
+    const d: ContainerDetails = {
+      id: 'c1', name: 'p-web-1-1', project: 'p', service: 'web-1', number: 1, state: 'running', health: 'starting', image: 'img', configHash: 'h', configFiles: [], workingDir: '/',
+      running: true, restarting: false, restartCount: 0, exitCode: 0, oomKilled: false, startedAt: '', error: '', healthLog: [], hasHealthcheck: true, memoryLimitBytes: 0, nanoCpus: 0, cmd: [],
+      healthTest: GUIDE, healthTimeoutMs: 30_000, ...published(port), ...over,
+    };
+    return {
+      ping: unused, listProject: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, memoryUsage: unused, resourceUsage: unused, stop: unused, remove: unused,
+      inspect: async () => d,
+      async *events() {},
+    };
+  };
+
+  it('returns once the published /health/ answers, while Docker still says "starting", and names the URL', async () => {
+    let asked = 0;
+    const port = await listen((req, res) => {
+      asked += 1;
+      res.writeHead(asked >= 4 && req.url === '/health/' ? 200 : 503).end();
+    });
+    const engine = starting(port);
+    const events = new ProjectEvents(engine, 'p');
+    const said: string[] = [];
+    const ms = await waitForHealthy(engine, events, systemClock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 20_000, pollMs: 5000, probe: true, onHealthy: (via, url) => said.push(`${via} ${url}`) });
+    events.close();
+    expect(asked).toBe(4);
+    expect(said).toEqual([`probe http://127.0.0.1:${port}/health/`]);
+    // Woken by the answer, not by the 5 s poll.
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it('without probe: true it waits for Docker alone, and an unhealthy container fails although its port answers', async () => {
+    const port = await listen((_req, res) => res.writeHead(200).end());
+    const engine = starting(port);
+    const events = new ProjectEvents(engine, 'p');
+    const err = await waitForHealthy(engine, events, systemClock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 300, pollMs: 50 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'timeout' });
+    const sick = starting(port, { health: 'unhealthy' });
+    const err2 = await waitForHealthy(sick, events, systemClock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 5000, pollMs: 50, probe: true }).catch((e) => e);
+    events.close();
+    expect(err2).toBeInstanceOf(HealthCheckError);
+    expect(err2).toMatchObject({ kind: 'unhealthy' });
+  });
+});
