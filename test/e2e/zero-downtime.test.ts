@@ -6,7 +6,6 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeDown, fleetEnv, inspectProject, killRunningCli, OPTIMIZED, ORIGINAL, requireEngine, startCli, tempStateDir, twins, uniqueProject } from './helpers.js';
 
-const NGINX_PORT = 6880;
 const CONF = path.join(twins, 'nginx', 'load-balancer.conf');
 const CONF_OPTIMIZED = path.join(twins, 'nginx', 'load-balancer-optimized.conf');
 
@@ -24,11 +23,11 @@ interface Load {
  * 0.4 s request so that some are in flight whenever a container is drained; at most `maxS` seconds and `rate × maxS`
  * requests, stopped earlier by `stop()`.
  */
-function steadyLoad(rate: number, maxS: number): { done: Promise<Load>; stop: () => void } {
+function steadyLoad(port: number, rate: number, maxS: number): { done: Promise<Load>; stop: () => void } {
   const revisions = new Map<string, number>();
   const errorsAt: Array<{ at: number; code: string }> = [];
   const inst = autocannon({
-    url: `http://127.0.0.1:${NGINX_PORT}`,
+    url: `http://127.0.0.1:${port}`,
     connections: 8,
     overallRate: rate,
     duration: maxS,
@@ -95,60 +94,105 @@ function useTolerantFleet(file: string, portPrefix: number): { project: string; 
   return fleet;
 }
 
-describe('zero downtime: the original twin rolled out to the optimized twin under a steady load through nginx', () => {
+/** What a rollout under load saw: the CLI's result, the load, the nginx container's events, and a timeline to read. */
+interface LoadedRollout {
+  readonly r: { exitCode: number | undefined; stdout: string; stderr: string };
+  readonly seen: Load;
+  readonly nginxEvents: ReadonlyArray<{ at: number; action: string }>;
+  readonly story: string;
+}
+
+/**
+ * Steady load through nginx's published port from 3 s before `arena-deploy rollout <plan…>` to 3 s after it, with
+ * the project's container events and the CLI's lines on one timeline, to place any failed request.
+ */
+async function rolloutUnderLoad(project: string, env: Record<string, string>, state: string, plan: readonly string[], port: number): Promise<LoadedRollout> {
+  const timeline: Array<{ at: number; what: string }> = [];
+  const events = execa('docker', ['events', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'type=container', '--format', '{{.TimeNano}} {{index .Actor.Attributes "com.docker.compose.service"}} {{.Action}}'], { reject: false, stdin: 'ignore', buffer: false });
+  const nginxEvents: Array<{ at: number; action: string }> = [];
+  let partial = '';
+  events.stdout?.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const cut = partial.lastIndexOf('\n');
+    if (cut < 0) return;
+    for (const l of partial.slice(0, cut).split('\n').filter(Boolean)) {
+      const [nano, service, ...action] = l.split(' ');
+      const at = Math.round(Number(nano) / 1e6);
+      if (service === 'nginx' && !action.join(' ').startsWith('exec_')) nginxEvents.push({ at, action: action.join(' ') });
+      if (!action.join(' ').startsWith('exec_')) timeline.push({ at, what: `event ${service} ${action.join(' ')}` });
+    }
+    partial = partial.slice(cut + 1);
+  });
+  const load = steadyLoad(port, 30, 300);
+  // Traffic flows before the rollout starts.
+  await new Promise((res) => setTimeout(res, 3000));
+  const run = startCli(['rollout', ...plan, '--project', project, '--state-dir', state], env, 300_000);
+  let seenLen = 0;
+  const lines = setInterval(() => {
+    const err = run.stderr();
+    const fresh = err.slice(seenLen);
+    const cut = fresh.lastIndexOf('\n');
+    if (cut < 0) return;
+    for (const l of fresh.slice(0, cut).split('\n').filter(Boolean)) timeline.push({ at: Date.now(), what: `cli ${l.trim()}` });
+    seenLen += cut + 1;
+  }, 50);
+  const r = await run.done;
+  clearInterval(lines);
+  // And goes on a moment after it ended.
+  await new Promise((res) => setTimeout(res, 3000));
+  load.stop();
+  const seen = await load.done;
+  events.kill();
+  await events;
+  for (const e of seen.errorsAt) timeline.push({ at: e.at, what: `FAILED REQUEST ${e.code}` });
+  timeline.sort((a, b) => a.at - b.at);
+  const t0 = timeline[0]?.at ?? 0;
+  const story = timeline.map((t) => `${((t.at - t0) / 1000).toFixed(2)}s ${t.what}`).join('\n');
+  return { r, seen, nginxEvents, story };
+}
+
+/** Each web service was drained from nginx before it was recreated and put back after it was healthy. */
+function expectDrained(stderr: string, conf: string): void {
+  for (let i = 1; i <= 6; i += 1) {
+    expect(stderr).toContain(`web-${i}: marked down in nginx (${conf}), nginx reloaded; draining.`);
+    expect(stderr).toContain(`web-${i}: back in nginx (${conf}), nginx reloaded.`);
+  }
+}
+
+describe('zero downtime: a full rollout of the optimized twin (all six web services to a new revision) under a steady load through nginx', () => {
+  const { project, env, state } = useTolerantFleet(OPTIMIZED, 61);
+
+  it('not one failed request: no connection error, no 5xx, no timeout; both revisions answer; the conf is as it was', async () => {
+    const conf = fileFacts(CONF_OPTIMIZED);
+    // The optimized twin with a new revision of the app on every web service: what a release is.
+    const release = path.join(state, 'release.yml');
+    writeFileSync(release, `services:\n${[1, 2, 3, 4, 5, 6].map((i) => `  web-${i}:\n    environment:\n      - ARENA_REVISION=release\n`).join('')}`);
+    const { r, seen, nginxEvents, story } = await rolloutUnderLoad(project, env, state, [OPTIMIZED, release], 6180);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expectDrained(r.stderr, 'load-balancer-optimized.conf');
+    // nginx itself was left alone: the release does not change it.
+    expect(nginxEvents, story).toEqual([]);
+    expect(seen.requests).toBeGreaterThan(300);
+    // The target: zero failed requests over the whole rollout.
+    expect({ errors: seen.failures.errors, timeouts: seen.failures.timeouts, non2xx: seen.failures.non2xx, statusCodes: seen.failures.statusCodes }, `failed requests:\n${story}`).toEqual({ errors: 0, timeouts: 0, non2xx: 0, statusCodes: { '200': seen.requests } });
+    expect(seen.errorsAt, story).toEqual([]);
+    console.log(`zero-downtime (release): ${seen.requests} requests, all 200 (${seen.revisions.get('optimized') ?? 0} by the old revision, ${seen.revisions.get('release') ?? 0} by the new); 0 failed.`);
+    expect(seen.revisions.get('optimized') ?? 0).toBeGreaterThan(10);
+    expect(seen.revisions.get('release') ?? 0).toBeGreaterThan(10);
+    expect([...seen.revisions.keys()].sort()).toEqual(['optimized', 'release']);
+    // The conf nginx ran with is back byte for byte, in the same inode, with its mode and owner.
+    expect(fileFacts(CONF_OPTIMIZED)).toEqual(conf);
+  }, 480_000);
+});
+
+describe('zero downtime: the original twin rolled out to the optimized twin (nginx itself recreated) under a steady load', () => {
   const { project, env, state } = useTolerantFleet(ORIGINAL, 68);
 
   it('no 5xx and no timeout at any moment, and no failed request at all while the web services are drained, recreated and retired; both revisions answer; the conf is as it was', async () => {
     const conf = fileFacts(CONF);
-    // What happened when: the project's container events and the CLI's lines, to place any failed request.
-    const timeline: Array<{ at: number; what: string }> = [];
-    const events = execa('docker', ['events', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'type=container', '--format', '{{.TimeNano}} {{index .Actor.Attributes "com.docker.compose.service"}} {{.Action}}'], { reject: false, stdin: 'ignore', buffer: false });
-    const nginxEvents: Array<{ at: number; action: string }> = [];
-    let partial = '';
-    events.stdout?.on('data', (d: Buffer) => {
-      partial += d.toString();
-      const cut = partial.lastIndexOf('\n');
-      if (cut < 0) return;
-      for (const l of partial.slice(0, cut).split('\n').filter(Boolean)) {
-        const [nano, service, ...action] = l.split(' ');
-        const at = Math.round(Number(nano) / 1e6);
-        if (service === 'nginx' && !action.join(' ').startsWith('exec_')) nginxEvents.push({ at, action: action.join(' ') });
-        if (!action.join(' ').startsWith('exec_')) timeline.push({ at, what: `event ${service} ${action.join(' ')}` });
-      }
-      partial = partial.slice(cut + 1);
-    });
-    const load = steadyLoad(30, 300);
-    // Traffic flows before the rollout starts.
-    await new Promise((r) => setTimeout(r, 3000));
-    const run = startCli(['rollout', OPTIMIZED, '--project', project, '--state-dir', state], env, 300_000);
-    let seenLen = 0;
-    const lines = setInterval(() => {
-      const err = run.stderr();
-      const fresh = err.slice(seenLen);
-      const cut = fresh.lastIndexOf('\n');
-      if (cut < 0) return;
-      for (const l of fresh.slice(0, cut).split('\n').filter(Boolean)) timeline.push({ at: Date.now(), what: `cli ${l.trim()}` });
-      seenLen += cut + 1;
-    }, 50);
-    const r = await run.done;
-    clearInterval(lines);
-    // And goes on a moment after it ended.
-    await new Promise((res) => setTimeout(res, 3000));
-    load.stop();
-    const seen = await load.done;
-    events.kill();
-    await events;
-    for (const e of seen.errorsAt) timeline.push({ at: e.at, what: `FAILED REQUEST ${e.code}` });
-    timeline.sort((a, b) => a.at - b.at);
-    const t0 = timeline[0]?.at ?? 0;
-    const story = timeline.map((t) => `${((t.at - t0) / 1000).toFixed(2)}s ${t.what}`).join('\n');
-
+    const { r, seen, nginxEvents, story } = await rolloutUnderLoad(project, env, state, [OPTIMIZED], 6880);
     expect(r.exitCode, r.stderr).toBe(0);
-    // Each web service was drained from nginx before it was recreated and put back after it was healthy.
-    for (let i = 1; i <= 6; i += 1) {
-      expect(r.stderr).toContain(`web-${i}: marked down in nginx (load-balancer.conf), nginx reloaded; draining.`);
-      expect(r.stderr).toContain(`web-${i}: back in nginx (load-balancer.conf), nginx reloaded.`);
-    }
+    expectDrained(r.stderr, 'load-balancer.conf');
     expect(seen.requests).toBeGreaterThan(300);
     // No 5xx and no timeout at any moment of the rollout.
     expect({ timeouts: seen.failures.timeouts, non2xx: seen.failures.non2xx, statusCodes: seen.failures.statusCodes }, story).toEqual({ timeouts: 0, non2xx: 0, statusCodes: { '200': seen.requests } });
