@@ -37,14 +37,14 @@ describe('probeTargetFor', () => {
 });
 
 describe('probeUntilOk', () => {
-  it('backs off from 100 ms by 1.5 up to 2 s between failed requests, one request at a time', async () => {
+  it('backs off from 50 ms by 1.5 up to 200 ms between failed requests, one request at a time', async () => {
     const pauses: number[] = [];
     let t = 0;
     const clock = { now: () => t, sleep: async (ms: number) => void (pauses.push(ms), (t += ms)) };
     let calls = 0;
     const at = await probeUntilOk({ url: 'http://x/', timeoutMs: 1000 }, clock, new AbortController().signal, undefined, async () => ++calls > 12);
     expect(calls).toBe(13);
-    expect(pauses.map((p) => Math.round(p))).toEqual([100, 150, 225, 338, 506, 759, 1139, 1709, 2000, 2000, 2000, 2000]);
+    expect(pauses.map((p) => Math.round(p))).toEqual([50, 75, 113, 169, 200, 200, 200, 200, 200, 200, 200, 200]);
     expect(at).toBe(t);
   });
 
