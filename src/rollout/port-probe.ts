@@ -32,6 +32,12 @@ export interface ProbeBackoff {
  */
 export const DEFAULT_BACKOFF: ProbeBackoff = { firstMs: 50, factor: 1.5, maxMs: 200 };
 
+/** Options of curl and wget that bound a request's time. */
+const TIMEOUT_FLAGS = new Set(['--max-time', '-m', '--timeout', '-T']);
+/** Options that take a value and do not change what is asked: where the body goes, connect bounds, retries. */
+const VALUE_FLAGS = new Set(['-o', '--output', '-O', '--output-document', '--connect-timeout', '--retry', '--tries', '-t', '-w', '--write-out']);
+/** Flags without a value that do not change what is asked: fail on errors, quiet, silent, IPv4, wget's spider. */
+const BARE_FLAGS = /^(-[fsSq4]+|-O-|--fail|--silent|--show-error|--quiet|--spider|--no-verbose|-nv|--ipv4|-4)$/;
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '0.0.0.0', '[::1]', '::1']);
 /** Host addresses a published port is reachable on from this host at 127.0.0.1. */
 const REACHABLE_BINDS = new Set(['', '0.0.0.0', '127.0.0.1', '::', '[::]']);
@@ -42,24 +48,36 @@ const REACHABLE_BINDS = new Set(['', '0.0.0.0', '127.0.0.1', '::', '[::]']);
  */
 export function probeTargetFor(test: readonly string[] | undefined, details: Pick<ContainerDetails, 'publishedPorts'>, healthTimeoutMs: number): ProbeTarget | undefined {
   if (!test || test.length < 2 || (test[0] !== 'CMD' && test[0] !== 'CMD-SHELL')) return undefined;
-  const words = test[0] === 'CMD-SHELL' ? (test[1] ?? '').split(/\s+/).filter(Boolean) : test.slice(1);
+  let words = test[0] === 'CMD-SHELL' ? (test[1] ?? '').trim().replace(/\s*\|\|\s*exit\s+1\s*$/, '').split(/\s+/).filter(Boolean) : test.slice(1);
+  // Only a check that is that one request: with more to it (`&& test -f /dev/shm/heartbeat`, a pipe, a second
+  // command), an answer of the URL alone would not be what Docker checks.
+  if (test[0] === 'CMD-SHELL' && words.some((w) => /[;&|<>`$()]/.test(w))) return undefined;
+  words = words.map((w) => w.replace(/^['"]|['"]$/g, ''));
   const tool = words.findIndex((w) => /(^|\/)(curl|wget)$/.test(w));
-  if (tool < 0) return undefined;
+  // The command itself must be the first word (no `env`, `timeout 5 curl …`: those change what is asked).
+  if (tool !== 0) return undefined;
   let url: URL | undefined;
   let maxTimeS: number | undefined;
   for (let i = tool + 1; i < words.length; i += 1) {
-    const w = (words[i] as string).replace(/^['"]|['"]$/g, '');
-    if ((w === '--max-time' || w === '-m' || w === '--timeout' || w === '-T') && words[i + 1] !== undefined) {
-      const n = Number(words[i + 1]);
-      if (Number.isFinite(n) && n > 0) maxTimeS = n;
-    }
-    if (/^(&&|\|\||;|\|)$/.test(w)) break;
-    if (/^https?:\/\//.test(w)) {
+    const w = words[i] as string;
+    const [flag, inline] = w.startsWith('--') && w.includes('=') ? [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)] : [w, undefined];
+    if (TIMEOUT_FLAGS.has(flag)) {
+      const value = inline ?? words[(i += 1)];
+      const n = Number(value);
+      if (!Number.isFinite(n) || n <= 0) return undefined;
+      maxTimeS = n;
+    } else if (VALUE_FLAGS.has(flag)) {
+      if (inline === undefined) i += 1;
+    } else if (/^https?:\/\//.test(w)) {
+      if (url) return undefined;
       try {
         url = new URL(w);
       } catch {
         return undefined;
       }
+    } else if (!BARE_FLAGS.test(w)) {
+      // Any other option (a header, a method, credentials, -k…) could make the check ask something a plain GET does not.
+      return undefined;
     }
   }
   if (!url || url.protocol !== 'http:' || !LOCAL_HOSTS.has(url.hostname)) return undefined;

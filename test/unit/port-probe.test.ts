@@ -17,6 +17,7 @@ describe('probeTargetFor', () => {
 
   it('reads CMD-SHELL and wget checks, a port published on every address, and an implicit port 80 with a query', () => {
     expect(probeTargetFor(['CMD-SHELL', 'curl -fsS http://127.0.0.1:8000/health/ || exit 1'], published(5901, '0.0.0.0'), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 10_000 });
+    expect(probeTargetFor(['CMD-SHELL', "curl -f --max-time 5 'http://localhost:8000/health/'"], published(5901), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 5000 });
     expect(probeTargetFor(['CMD', 'wget', '-q', '-T', '5', '-O-', 'http://localhost/ping?deep=1'], published(6080, '', 80), 30_000)).toEqual({ url: 'http://127.0.0.1:6080/ping?deep=1', timeoutMs: 5000 });
   });
 
@@ -32,6 +33,16 @@ describe('probeTargetFor', () => {
     expect(probeTargetFor(GUIDE, published(8001, '10.1.2.3'), 30_000)).toBeUndefined();
     expect(probeTargetFor(GUIDE, published(8001, '127.0.0.1', 9000), 30_000)).toBeUndefined();
     expect(probeTargetFor(['NONE'], published(8001), 30_000)).toBeUndefined();
+    // More to the check than the request: the URL's answer alone is not what Docker checks.
+    expect(probeTargetFor(['CMD-SHELL', 'curl -f http://localhost:8000/health/ && test -f /dev/shm/heartbeat'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD-SHELL', 'curl -fs http://localhost:8000/health/ | grep -q ok'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD-SHELL', 'curl -f http://localhost:$PORT/health/'], published(8001), 30_000)).toBeUndefined();
+    // Options that change what is asked, or a wrapper before the command.
+    expect(probeTargetFor(['CMD', 'curl', '-f', '-H', 'X-Deep-Check: 1', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', 'curl', '-fk', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', 'curl', '-X', 'POST', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', 'timeout', '5', 'curl', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', '/usr/bin/curl', '-f', '--max-time=4', '-o', '/dev/null', 'http://localhost:8000/health/'], published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 4000 });
     expect(probeTargetFor(undefined, published(8001), 30_000)).toBeUndefined();
   });
 });
