@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what arena-deploy's CI needs on Debian 12: Docker engine, mmdebstrap, curl, OpenSSH (the remote-engine test) and compose v2.
+# Installs what arena-deploy's CI and benchmark need on Debian 12: Docker engine, mmdebstrap, curl, OpenSSH (the remote-engine test), GNU time (the benchmark's peak RSS) and compose v2.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export DEBIAN_FRONTEND=noninteractive
@@ -15,7 +15,7 @@ fi
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 
 missing=()
-for pkg in ca-certificates curl docker.io mmdebstrap openssh-client openssh-server; do
+for pkg in ca-certificates curl docker.io mmdebstrap openssh-client openssh-server time; do
   if installed "$pkg"; then echo "$pkg: already present"; else missing+=("$pkg"); fi
 done
 if [ ${#missing[@]} -gt 0 ]; then

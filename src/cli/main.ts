@@ -6,21 +6,14 @@ import { isatty } from 'node:tty';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ArenaError, CancelledError, CommandFailedError, ExitCode, UsageError } from '../errors.js';
-import { DockerEngineClient } from '../engine/docker-engine-client.js';
-import { DockerComposeClient } from '../engine/compose-client.js';
-import { ExecaProcessRunner } from '../engine/process-runner.js';
-import { childEnv, resolveEngineTarget, type EngineTarget } from '../engine/target.js';
-import { systemClock } from '../rollout/health-wait.js';
+import type { EngineTarget } from '../engine/target.js';
 import { redactText } from '../util/redact.js';
 import { packageRoot } from '../util/package-root.js';
 import { collect, durationOption, intOption, numberOption, sizeOption } from './options.js';
 import type { Context, IO } from './context.js';
-import { DEFAULT_PLAN, rolloutCommand } from './commands/rollout.js';
-import { demoCommand } from './commands/demo.js';
-import { validateCommand } from './commands/validate.js';
-import { historyCommand } from './commands/history.js';
-import { rollbackCommand } from './commands/rollback.js';
-import { statusCommand } from './commands/status.js';
+import { DEFAULT_PLAN } from './default-plan.js';
+// The commands, the engine clients, listr2, dockerode and execa are imported when a command runs, not for --help,
+// --version or a usage error: start-up stays at what commander and node itself cost (docs/benchmarks.md).
 
 /** What main knows before building a command's context; `contextFlag` is the global --context. */
 export interface ContextBase {
@@ -38,7 +31,7 @@ export interface MainOverrides {
   readonly io?: IO;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
-  readonly makeContext?: (base: ContextBase) => Context;
+  readonly makeContext?: (base: ContextBase) => Context | Promise<Context>;
 }
 
 function version(): string {
@@ -55,7 +48,14 @@ function planFiles(args: readonly string[], flags: readonly string[] | undefined
   return [...args, ...(flags ?? [])];
 }
 
-function realContext(base: ContextBase): Context {
+async function realContext(base: ContextBase): Promise<Context> {
+  const [{ DockerEngineClient }, { DockerComposeClient }, { ExecaProcessRunner }, { childEnv, resolveEngineTarget }, { systemClock }] = await Promise.all([
+    import('../engine/docker-engine-client.js'),
+    import('../engine/compose-client.js'),
+    import('../engine/process-runner.js'),
+    import('../engine/target.js'),
+    import('../rollout/health-wait.js'),
+  ]);
   const debugLine = base.debug ? (line: string) => base.io.stderr.write(`debug: ${line}\n`) : () => {};
   // One engine target for dockerode and every docker / compose child; resolved on first use, so commands that never
   // reach the engine do not fail on a bad context.
@@ -116,8 +116,8 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     process.stderr.on('error', onStreamError);
   }
   const make = overrides.makeContext ?? realContext;
-  let ctxCache: Context | undefined;
-  const ctx = () => (ctxCache ??= make({ io, env, cwd, debug, signal: controller.signal, secrets, contextFlag: program.opts<{ context?: string }>().context }));
+  let ctxCache: Promise<Context> | undefined;
+  const ctx = () => (ctxCache ??= Promise.resolve().then(() => make({ io, env, cwd, debug, signal: controller.signal, secrets, contextFlag: program.opts<{ context?: string }>().context })));
 
   let code: number = ExitCode.ok;
   const program = new Command('arena-deploy')
@@ -160,7 +160,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--engine-timeout <duration>', 'how long engine calls are retried when the engine stops answering mid-rollout, before a safe stop (0s: no retries)').argParser(durationOption('--engine-timeout')).default(60_000, '60s'))
     .option('-y, --yes', 'do not ask "Roll out? [y/N]" on a terminal (without a terminal it is never asked)')
     .action(async (plan: string[], o: Record<string, unknown>) => {
-      code = await rolloutCommand(ctx(), {
+      code = await (await import('./commands/rollout.js')).rolloutCommand(await ctx(), {
         resume: Boolean(o['resume']),
         breakLock: Boolean(o['breakLock']),
         engineTimeoutMs: o['engineTimeout'] as number,
@@ -196,7 +196,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--host-memory <size>', 'host memory, e.g. 64g (default: the engine\'s, else x-arena-deploy.host)').argParser(sizeOption('--host-memory', 256 * 1024 ** 2)))
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .action(async (plan: string[], o: Record<string, unknown>) => {
-      code = await validateCommand(ctx(), {
+      code = await (await import('./commands/validate.js')).validateCommand(await ctx(), {
         files: planFiles(plan, o['file'] as string[] | undefined),
         against: (o['against'] as string[] | undefined) ?? [],
         project: o['project'] as string | undefined,
@@ -215,7 +215,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('--break-lock', 'take over a lock whose process is gone (or held from another host); the lock of the interrupted rollout being undone is taken over without it')
     .addOption(new Option('--output <format>', 'text, or json: NDJSON events and a final report on stdout (docs/report.md)').choices(['text', 'json']).default('text'))
     .action(async (o: Record<string, unknown>) => {
-      code = await rollbackCommand(ctx(), {
+      code = await (await import('./commands/rollback.js')).rollbackCommand(await ctx(), {
         project: o['project'] as string | undefined,
         to: o['to'] as string | undefined,
         stateDir: o['stateDir'] as string | undefined,
@@ -232,7 +232,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--state-dir <dir>', 'where the journal is kept (as for rollout)')
     .action(async (o: Record<string, unknown>) => {
-      code = await historyCommand(ctx(), { project: o['project'] as string | undefined, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
+      code = await (await import('./commands/history.js')).historyCommand(await ctx(), { project: o['project'] as string | undefined, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined });
     });
 
   program
@@ -245,7 +245,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .addOption(new Option('--interval <duration>', 'time between looks with --watch').argParser(durationOption('--interval', 200)).default(2000, '2s'))
     .action(async (o: Record<string, unknown>) => {
       if (o['watch']) firstSignalNote = 'stopping the watch.';
-      code = await statusCommand(ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined, watch: Boolean(o['watch']), intervalMs: o['interval'] as number });
+      code = await (await import('./commands/status.js')).statusCommand(await ctx(), { project: o['project'] as string, output: o['output'] as 'text' | 'json', stateDir: o['stateDir'] as string | undefined, watch: Boolean(o['watch']), intervalMs: o['interval'] as number });
     });
 
   program
@@ -255,7 +255,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
     .option('-p, --project <name>', 'compose project of the demo', 'arena-demo')
     .option('--state-dir <dir>', 'where backups and locks are kept')
     .action(async (o: Record<string, unknown>) => {
-      code = await demoCommand(ctx(), { down: Boolean(o['down']), project: o['project'] as string, stateDir: o['stateDir'] as string | undefined });
+      code = await (await import('./commands/demo.js')).demoCommand(await ctx(), { down: Boolean(o['down']), project: o['project'] as string, stateDir: o['stateDir'] as string | undefined });
     });
 
   try {

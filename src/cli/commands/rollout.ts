@@ -14,6 +14,7 @@ import { compactNames } from '../../util/names.js';
 import { beginEntry, journalFile, newEntryId, openRollouts, planHash, readJournal, rollouts, type RolloutEntry } from '../../rollout/journal.js';
 import { restoreDirectory, verifyBackup, type Backup } from '../../backup/create-backup.js';
 import { restoreDrainedFiles } from '../../rollout/drain.js';
+import { DEFAULT_PLAN } from '../default-plan.js';
 import { Outage, retryingCompose, retryingEngine } from '../../engine/retry.js';
 import { waitForComposeOf } from '../../engine/orphans.js';
 import { formatElapsed } from '../../plan/units.js';
@@ -34,7 +35,7 @@ import { deliverReport, interruptedCodeOf, NdjsonWriter, planFileSums } from '..
 import { timestampLines } from '../timestamp-lines.js';
 
 /** The plan used when none is given. */
-export const DEFAULT_PLAN = path.join('plans', 'docker-compose.loadbalanced.optimized.yml');
+export { DEFAULT_PLAN };
 
 /** Flags of `rollout`, parsed. */
 export interface RolloutOptions {
