@@ -151,6 +151,13 @@ async function rolloutUnderLoad(project: string, env: Record<string, string>, st
   return { r, seen, nginxEvents, story };
 }
 
+/** Answers came from the old revision and from the new one, and from no other; the conf check follows it in each test. */
+function expectRevisions(seen: Load, before: string, after: string): void {
+  expect(seen.revisions.get(before) ?? 0).toBeGreaterThan(10);
+  expect(seen.revisions.get(after) ?? 0).toBeGreaterThan(10);
+  expect([...seen.revisions.keys()].sort()).toEqual([before, after].sort());
+}
+
 /** Each web service was drained from nginx before it was recreated and put back after it was healthy. */
 function expectDrained(stderr: string, conf: string): void {
   for (let i = 1; i <= 6; i += 1) {
@@ -177,10 +184,7 @@ describe('zero downtime: a full rollout of the optimized twin (all six web servi
     expect({ errors: seen.failures.errors, timeouts: seen.failures.timeouts, non2xx: seen.failures.non2xx, statusCodes: seen.failures.statusCodes }, `failed requests:\n${story}`).toEqual({ errors: 0, timeouts: 0, non2xx: 0, statusCodes: { '200': seen.requests } });
     expect(seen.errorsAt, story).toEqual([]);
     console.log(`zero-downtime (release): ${seen.requests} requests, all 200 (${seen.revisions.get('optimized') ?? 0} by the old revision, ${seen.revisions.get('release') ?? 0} by the new); 0 failed.`);
-    expect(seen.revisions.get('optimized') ?? 0).toBeGreaterThan(10);
-    expect(seen.revisions.get('release') ?? 0).toBeGreaterThan(10);
-    expect([...seen.revisions.keys()].sort()).toEqual(['optimized', 'release']);
-    // The conf nginx ran with is back byte for byte, in the same inode, with its mode and owner.
+    expectRevisions(seen, 'optimized', 'release');
     expect(fileFacts(CONF_OPTIMIZED)).toEqual(conf);
   }, 480_000);
 });
@@ -213,10 +217,7 @@ describe('zero downtime: the original twin rolled out to the optimized twin (ngi
     expect([...new Set(inside.map((e) => e.code))].filter((c) => !['ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(c)), story).toEqual([]);
     expect(seen.failures.errors).toBe(seen.errorsAt.length);
     console.log(`zero-downtime: ${seen.requests} requests answered 200 (${seen.revisions.get('original') ?? 0} by original, ${seen.revisions.get('optimized') ?? 0} by optimized); 0 failed during the web services' rollout; ${inside.length} connection errors in nginx's own recreate (${to - from} ms window).`);
-    expect(seen.revisions.get('original') ?? 0).toBeGreaterThan(10);
-    expect(seen.revisions.get('optimized') ?? 0).toBeGreaterThan(10);
-    expect([...seen.revisions.keys()].sort()).toEqual(['optimized', 'original']);
-    // The conf nginx ran with is back byte for byte, in the same inode, with its mode and owner.
+    expectRevisions(seen, 'original', 'optimized');
     expect(fileFacts(CONF)).toEqual(conf);
   }, 480_000);
 });
