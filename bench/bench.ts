@@ -722,7 +722,7 @@ function markdown(m: Machine, opts: Options, summaries: MethodSummary[], cli: Cl
       out.push(`| ${LABEL[s.method]} | ${s1(s.totalMs)} | ${s.method === 'arena-deploy' ? '1.00×' : ratio(s.totalMs, arena?.totalMs)} | ${s.method === 'swarm' ? 'n/a (replicas have no port of their own)' : s1(s.toFirstAnswerMs)} | ${s.method === 'arena-deploy' ? ms0(s.overheadPerServiceMs) : 'n/a'} | ${s.method === 'arena-deploy' ? `${ms0(s.lagMedianMs)} / ${ms0(s.lagP95Ms)}` : 'n/a'} | ${s.failedRequests.median} / ${s.failedRequests.max} | ${s.requests} | ${s.failedRuns} |`);
     }
     out.push('');
-    out.push('Overhead per service: (total − Σ recreate → first 200 − the monitor windows) / 6 — the tool\'s own time: start-up, validation, backup, the drain and its two nginx reloads, waits, verification.');
+    out.push('Overhead per service: (total − Σ recreate → first 200 − the monitor windows) / 6 — the tool\'s own time: start-up, validation, backup, the drain and its two nginx reloads, waits, verification. Lag: the tool\'s `healthy` event minus the bench\'s own first 200 (polled every 20 ms); below 0 when the tool\'s probe got its answer first. Failed requests: non-2xx answers, timeouts and connection errors, the last counted per attempt as autocannon counts them (a refused connect tried again counts again), so they can outnumber the requests answered.');
     out.push('');
   }
   if (cli.length) {
