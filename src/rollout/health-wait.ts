@@ -192,6 +192,9 @@ async function waitLoop(engine: EngineClient, events: ProjectEvents, clock: Cloc
     if (opts.waitFor === 'healthy' && !d.hasHealthcheck && d.running) return clock.now() - start;
     if (d.health === 'healthy') return byDocker();
     if (d.health === 'unhealthy') throw unhealthy(opts, clock.now() - start);
+    // Before the probe's answer: a container whose health checks the engine no longer runs must not be taken as
+    // healthy by the probe alone; recreated, Docker watches it again (status, the monitor window, verification).
+    if (opts.engineRestarted?.()) throw new HealthFrozenError(opts.service);
     // The container runs and nothing says it failed: an answer of the probe is as good as Docker's next check.
     if (answeredAt !== undefined && d.running && probe) {
       opts.onHealthy?.('probe', probe.url);
@@ -207,7 +210,6 @@ async function waitLoop(engine: EngineClient, events: ProjectEvents, clock: Cloc
         });
       }
     }
-    if (opts.engineRestarted?.()) throw new HealthFrozenError(opts.service);
     if (d.health !== lastHealth) {
       lastHealth = d.health;
       opts.onStatus?.(`health: ${d.health}`);

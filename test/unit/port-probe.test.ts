@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ContainerDetails, EngineClient, PublishedPort } from '../../src/engine/engine-client.js';
 import { probeOnce, probeTargetFor, probeUntilOk } from '../../src/rollout/port-probe.js';
-import { ProjectEvents, systemClock, waitForHealthy } from '../../src/rollout/health-wait.js';
+import { HealthFrozenError, ProjectEvents, systemClock, waitForHealthy } from '../../src/rollout/health-wait.js';
 import { HealthCheckError } from '../../src/errors.js';
 
 const published = (hostPort: number, hostIp = '127.0.0.1', containerPort = 8000): { publishedPorts: PublishedPort[] } => ({ publishedPorts: [{ containerPort, protocol: 'tcp', hostIp, hostPort }] });
@@ -140,5 +140,34 @@ describe('probeOnce and a health wait that ends at the first answer (a real http
     events.close();
     expect(err2).toBeInstanceOf(HealthCheckError);
     expect(err2).toMatchObject({ kind: 'unhealthy' });
+  });
+});
+
+describe('the probe and an engine that restarted', () => {
+  it('does not take a container whose health checks the engine stopped running as healthy, although its port answers', async () => {
+    let restarted = false;
+    // The app answers once the engine had its outage: the answer wakes the wait, which must still see the restart.
+    const server = http.createServer((_req, res) => res.writeHead(restarted ? 200 : 503).end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const unused = () => {
+      throw new Error('not used by this test');
+    };
+    const d: ContainerDetails = {
+      id: 'c1', name: 'p-web-1-1', project: 'p', service: 'web-1', number: 1, state: 'running', health: 'starting', image: 'img', configHash: 'h', configFiles: [], workingDir: '/',
+      running: true, restarting: false, restartCount: 0, exitCode: 0, oomKilled: false, startedAt: '', error: '', healthLog: [], hasHealthcheck: true, memoryLimitBytes: 0, nanoCpus: 0, cmd: [],
+      healthTest: GUIDE, healthTimeoutMs: 30_000, ...published(port),
+    };
+    const engine: EngineClient = {
+      ping: unused, listProject: unused, inspectRaw: unused, imageExists: unused, logsTail: unused, memoryUsage: unused, resourceUsage: unused, stop: unused, remove: unused,
+      inspect: async () => d,
+      async *events() {},
+    };
+    const events = new ProjectEvents(engine, 'p');
+    setTimeout(() => (restarted = true), 300);
+    const err = await waitForHealthy(engine, events, systemClock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 5000, pollMs: 5000, probe: true, probeBackoff: { firstMs: 50, factor: 1, maxMs: 50 }, engineRestarted: () => restarted }).catch((e) => e);
+    events.close();
+    await new Promise((r) => server.close(r));
+    expect(err).toBeInstanceOf(HealthFrozenError);
   });
 });
