@@ -41,6 +41,11 @@ export interface DrainDeps {
   readonly log: (line: string) => void;
   /** Poll interval of the connection check (100 ms). */
   readonly pollMs?: number;
+  /**
+   * The engine runs on this host: nginx's connections are read from `/proc/<its pid>/net/tcp` here (its network
+   * namespace's table) instead of a `docker exec … cat /proc/net/tcp` per look; an exec stays the fallback.
+   */
+  readonly hostProc?: boolean;
 }
 
 /** One conf file the drainer has changed, with the bytes and the services it holds down. */
@@ -56,6 +61,8 @@ interface Route {
   readonly nginxId: string;
   readonly nginxService: string;
   readonly port: number;
+  /** The nginx container's main process on the engine's host (0 when unknown). */
+  readonly pid: number;
 }
 
 /** Marks the `server HOST[:port] …;` lines of `service` down in a conf text; undefined when no single-line server names it. */
@@ -125,6 +132,7 @@ interface RawMount {
 interface RawContainer {
   Id?: string;
   Mounts?: RawMount[];
+  State?: { Pid?: number };
   NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> };
 }
 
@@ -160,7 +168,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
           continue;
         }
         const named = servers.find((s) => s.host === service);
-        if (named) routes.push({ file: m.Source, nginxId: c.id, nginxService: c.service, port: named.port ?? 80 });
+        if (named) routes.push({ file: m.Source, nginxId: c.id, nginxService: c.service, port: named.port ?? 80, pid: raw?.State?.Pid ?? 0 });
       }
     }
     return routes;
@@ -193,6 +201,18 @@ export function createDrainer(deps: DrainDeps): Drainer {
     return true;
   };
 
+  /** nginx's TCP table: read on this host when the engine is local (no exec per look), else inside the container. */
+  const onHost = new Map<number, boolean>();
+  const tcpTable = async (r: Route): Promise<string> => {
+    if (deps.hostProc && r.pid > 0) {
+      // The pid is the engine's view; it is this host's only if that process is nginx here too (not an engine in a VM).
+      if (!onHost.has(r.pid)) onHost.set(r.pid, /nginx/.test(await fs.readFile(`/proc/${r.pid}/cmdline`, 'utf8').catch(() => '')));
+      const text = onHost.get(r.pid) ? await fs.readFile(`/proc/${r.pid}/net/tcp`, 'utf8').catch(() => undefined) : undefined;
+      if (text !== undefined) return text;
+    }
+    return (await deps.engine.exec(r.nginxId, ['cat', '/proc/net/tcp'])).stdout;
+  };
+
   /** Waits until no nginx container holds an established connection to the service's containers, at most `boundMs`. */
   const waitIdle = async (service: string, routes: readonly Route[], boundMs: number): Promise<void> => {
     const containers = (await deps.engine.listProject(deps.project)).filter((c) => c.service === service && c.state === 'running');
@@ -206,8 +226,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
     for (;;) {
       let open = 0;
       for (const r of routes) {
-        const tcp = await deps.engine.exec(r.nginxId, ['cat', '/proc/net/tcp']);
-        open += connectionsTo(tcp.stdout, ips, r.port);
+        open += connectionsTo(await tcpTable(r), ips, r.port);
       }
       const waited = deps.clock.now() - started;
       if (open === 0) return;

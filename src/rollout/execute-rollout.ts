@@ -53,9 +53,11 @@ export interface ExecuteDeps {
   readonly events?: EventSink | undefined;
   /**
    * Probe each new container's health URL through its published port beside Docker's health status (README:
-   * Health); only with the local engine. Default false here; the CLI turns it on unless `--no-probe`.
+   * rollout step 5); only with the local engine. Default false here; the CLI turns it on unless `--no-probe`.
    */
   readonly probe?: boolean;
+  /** The engine runs on this host (not remote): the drain may read nginx's connection table from /proc here. */
+  readonly localEngine?: boolean;
 }
 
 /** Which config a service is on after the run. */
@@ -176,7 +178,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
   /** What each updated service looked like when it passed its monitor window, for the final verification. */
   const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
-  const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`) });
+  const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`), hostProc: deps.localEngine === true });
 
   const timed = <T>(step: EventStep, service: string | undefined, container: string | undefined, run: () => Promise<T>, describe?: (v: T) => string | undefined) =>
     timedStep(deps.events, () => deps.clock.now(), { step, service, container }, run, describe);

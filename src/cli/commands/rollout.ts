@@ -354,6 +354,7 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
         drain: opts.drain,
         // A remote engine publishes its ports on its own host: probing 127.0.0.1 here would ask another machine.
         probe: opts.probe !== false && !info.remote,
+        localEngine: !info.remote,
         events: sink,
       });
       facts.result = result;
