@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ArenaError, ExitCode } from '../errors.js';
 import type { Plan } from '../plan/types.js';
 import type { ContainerSummary } from '../engine/engine-client.js';
+import { DRAIN_MARK, unmarkDown } from '../rollout/drain.js';
 
 /** Version of manifest.json's format. */
 export const BACKUP_MANIFEST_VERSION = 1;
@@ -264,7 +265,9 @@ export async function restoreDirectory(dir: string, manifest: BackupManifest): P
   if (manifest.remoteFiles !== undefined) return { projectDirectory: manifest.projectDirectory, fromBackup: false };
   let drifted = false;
   for (const f of manifest.referencedFiles) {
-    const now = await fs.readFile(f.original).then((b) => sha256(b), () => undefined);
+    // The drain's own marks (a rollout that fails while a service is marked down rolls back before they are removed)
+    // are not an edit: the original folder is still the one to restore from.
+    const now = await fs.readFile(f.original).then((b) => sha256(b.includes(DRAIN_MARK) ? Buffer.from(unmarkDown(b.toString('utf8')), 'utf8') : b), () => undefined);
     if (now !== f.sha256) drifted = true;
   }
   const insideProject = (p: string) => !path.relative(manifest.projectDirectory, p).startsWith('..');

@@ -46,6 +46,8 @@ export interface DrainDeps {
    * namespace's table) instead of a `docker exec … cat /proc/net/tcp` per look; an exec stays the fallback.
    */
   readonly hostProc?: boolean;
+  /** Files under this folder (the backups) are never written: a conf mounted from a backup's copy is not drained. */
+  readonly neverWriteUnder?: string | undefined;
 }
 
 /** One conf file the drainer has changed, with the bytes and the services it holds down. */
@@ -247,6 +249,10 @@ export function createDrainer(deps: DrainDeps): Drainer {
       let state = confs.get(file);
       if (!state) {
         if (!down) continue;
+        if (deps.neverWriteUnder && !path.relative(deps.neverWriteUnder, file).startsWith('..')) {
+          deps.log(`${service}: nginx mounts ${file}, a backup's copy, and backups are never written: not drained.`);
+          continue;
+        }
         let original = await fs.readFile(file);
         if (original.toString('utf8').includes(DRAIN_MARK)) {
           // Left by a run that was killed: its marks are not part of the conf.

@@ -178,7 +178,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
   /** What each updated service looked like when it passed its monitor window, for the final verification. */
   const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
-  const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`), hostProc: deps.localEngine === true });
+  const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({ engine: deps.engine, clock: deps.clock, project: plan.project, current: deps.current, log: (l) => deps.progress.write(`${l}\n`), hostProc: deps.localEngine === true, neverWriteUnder: deps.backupRoot });
 
   const timed = <T>(step: EventStep, service: string | undefined, container: string | undefined, run: () => Promise<T>, describe?: (v: T) => string | undefined) =>
     timedStep(deps.events, () => deps.clock.now(), { step, service, container }, run, describe);

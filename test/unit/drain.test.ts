@@ -92,7 +92,7 @@ describe('createDrainer with a fake engine', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  async function setup(nginxT: (text: string) => ExecResult) {
+  async function setup(nginxT: (text: string) => ExecResult, opts: { neverWriteUnder?: (dir: string) => string } = {}) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'arena-deploy-test-'));
     dirs.push(dir);
     const conf = path.join(dir, 'lb.conf');
@@ -118,7 +118,7 @@ describe('createDrainer with a fake engine', () => {
     } as unknown as EngineClient;
     const log: string[] = [];
     const clock = { now: () => t, sleep: async (ms: number) => void (t += ms) };
-    const drainer = createDrainer({ engine, clock, project: 'p', current: plan, log: (l) => log.push(l) });
+    const drainer = createDrainer({ engine, clock, project: 'p', current: plan, log: (l) => log.push(l), neverWriteUnder: opts.neverWriteUnder?.(dir) });
     return { conf, drainer, calls, log, clock: () => t };
   }
 
@@ -139,6 +139,14 @@ describe('createDrainer with a fake engine', () => {
     expect(s.calls.filter((c) => c.endsWith('reload')).length).toBe(2);
     await s.drainer.restoreAll();
     expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+  });
+
+  it("never writes a conf inside the backups: one mounted from a backup's copy is not drained, and says so", async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }), { neverWriteUnder: (dir) => dir });
+    await s.drainer.drain('web-1');
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+    expect(s.calls).toEqual([]);
+    expect(s.log).toEqual([`web-1: nginx mounts ${s.conf}, a backup's copy, and backups are never written: not drained.`]);
   });
 
   it('never reloads a conf that `nginx -t` rejects, and leaves the file as it was', async () => {
