@@ -267,7 +267,7 @@ export async function restoreDirectory(dir: string, manifest: BackupManifest): P
   for (const f of manifest.referencedFiles) {
     // The drain's own marks (a rollout that fails while a service is marked down rolls back before they are removed)
     // are not an edit: the original folder is still the one to restore from.
-    const now = await fs.readFile(f.original).then((b) => sha256(b.includes(DRAIN_MARK) ? Buffer.from(unmarkDown(b.toString('utf8')), 'utf8') : b), () => undefined);
+    const now = await fs.readFile(f.original).then((b) => sha256(b.includes(DRAIN_MARK) ? Buffer.from(unmarkDown(b.toString('latin1')), 'latin1') : b), () => undefined);
     if (now !== f.sha256) drifted = true;
   }
   const insideProject = (p: string) => !path.relative(manifest.projectDirectory, p).startsWith('..');

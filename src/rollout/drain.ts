@@ -20,7 +20,7 @@ export const DRAIN_MARK = ' # arena-deploy: drained';
 /** The drain the executor calls: before a service's container is stopped, after its new one is healthy, and at the end. */
 export interface Drainer {
   /** Takes the service out of every nginx upstream that names it and waits for nginx's connections to it to end; a no-op when none does. */
-  drain(service: string): Promise<void>;
+  drain(service: string, signal?: AbortSignal): Promise<void>;
   /** Puts the service back (its `down` removed, nginx reloaded, so its new address is resolved too). */
   undrain(service: string): Promise<void>;
   /** Restores every conf it changed exactly as it was and reloads nginx (unless `reload` is false: the engine is gone): after a failure, an interrupt, or at the end. */
@@ -70,7 +70,9 @@ interface Route {
 /** Marks the `server HOST[:port] …;` lines of `service` down in a conf text; undefined when no single-line server names it. */
 export function markDown(text: string, services: ReadonlySet<string>): { text: string; marked: Set<string> } {
   const marked = new Set<string>();
-  const re = /^([ \t]*server[ \t]+)([^\s:;{]+)((?::\d+)?(?:[ \t]+[^;#\n{]*?)?)[ \t]*;/gm;
+  // Only a line that is this one directive (a comment may follow): with another directive after the `;`, the mark's
+  // comment would take that one out of nginx too.
+  const re = /^([ \t]*server[ \t]+)([^\s:;{]+)((?::\d+)?(?:[ \t]+[^;#\n{]*?)?)[ \t]*;(?=[ \t]*(?:#[^\n]*)?\r?$)/gm;
   const out = text.replace(re, (line: string, lead: string, host: string, rest: string) => {
     if (!services.has(host)) return line;
     if (/(^|\s)down(\s|$)/.test(rest)) return line;
@@ -161,7 +163,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
         if (m.Type !== 'bind' || !m.Source || !m.Destination?.startsWith('/etc/nginx/')) continue;
         // Only files the plan itself mounts: the tool reads and writes them on this machine.
         if (!svc.bindMounts.some((b) => path.resolve(b.source) === path.resolve(m.Source as string))) continue;
-        const text = confs.get(m.Source)?.original.toString('utf8') ?? (await fs.readFile(m.Source, 'utf8').catch(() => undefined));
+        const text = confs.get(m.Source)?.original.toString('latin1') ?? (await fs.readFile(m.Source, 'latin1').catch(() => undefined));
         if (text === undefined) continue;
         let servers;
         try {
@@ -179,7 +181,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
   /** Writes the conf with its `down` set, checks it with `nginx -t`, reloads; puts the previous bytes back when the check fails. */
   const apply = async (state: ConfState, nginxIds: readonly string[], nginxService: string): Promise<boolean> => {
     const before = await fs.readFile(state.file);
-    const next = state.down.size === 0 ? state.original : Buffer.from(markDown(state.original.toString('utf8'), state.down).text, 'utf8');
+    const next = state.down.size === 0 ? state.original : Buffer.from(markDown(state.original.toString('latin1'), state.down).text, 'latin1');
     if (!next.equals(before)) await writeInPlace(state.file, next);
     // The original bytes are what nginx ran before the rollout: putting them back needs no `nginx -t` (one exec less
     // per service). Any other content is tested first.
@@ -216,7 +218,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
   };
 
   /** Waits until no nginx container holds an established connection to the service's containers, at most `boundMs`. */
-  const waitIdle = async (service: string, routes: readonly Route[], boundMs: number): Promise<void> => {
+  const waitIdle = async (service: string, routes: readonly Route[], boundMs: number, signal?: AbortSignal): Promise<void> => {
     const containers = (await deps.engine.listProject(deps.project)).filter((c) => c.service === service && c.state === 'running');
     if (containers.length === 0) return;
     const raws = (await deps.engine.inspectRaw(containers.map((c) => c.id))) as RawContainer[];
@@ -224,8 +226,10 @@ export function createDrainer(deps: DrainDeps): Drainer {
     if (ips.length === 0) return;
     const started = deps.clock.now();
     // The reload is a signal to nginx's master: give it a moment to start the new workers before counting.
-    await deps.clock.sleep(deps.pollMs ?? 100);
+    await deps.clock.sleep(deps.pollMs ?? 100, signal);
     for (;;) {
+      // Interrupted: the rollout stops before this service is recreated; no need to wait for its connections.
+      if (signal?.aborted) return;
       let open = 0;
       for (const r of routes) {
         open += connectionsTo(await tcpTable(r), ips, r.port);
@@ -236,11 +240,11 @@ export function createDrainer(deps: DrainDeps): Drainer {
         deps.log(`${service}: nginx still has ${open} connection(s) to it after ${Math.round(waited / 1000)} s (its graceful timeout): stopping it anyway; gunicorn finishes what it holds within its stop_grace_period.`);
         return;
       }
-      await deps.clock.sleep(deps.pollMs ?? 100);
+      await deps.clock.sleep(deps.pollMs ?? 100, signal);
     }
   };
 
-  const change = async (service: string, down: boolean): Promise<void> => {
+  const change = async (service: string, down: boolean, signal?: AbortSignal): Promise<void> => {
     const routes = await routesTo(service);
     const byFile = new Map<string, Route[]>();
     for (const r of routes) byFile.set(r.file, [...(byFile.get(r.file) ?? []), r]);
@@ -254,9 +258,9 @@ export function createDrainer(deps: DrainDeps): Drainer {
           continue;
         }
         let original = await fs.readFile(file);
-        if (original.toString('utf8').includes(DRAIN_MARK)) {
+        if (original.toString('latin1').includes(DRAIN_MARK)) {
           // Left by a run that was killed: its marks are not part of the conf.
-          original = Buffer.from(unmarkDown(original.toString('utf8')), 'utf8');
+          original = Buffer.from(unmarkDown(original.toString('latin1')), 'latin1');
           deps.log(`${path.basename(file)} still has drain marks of an earlier, interrupted run: they are removed with this run's.`);
         }
         state = { file, original, down: new Set() };
@@ -266,7 +270,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
       if (had === down) continue;
       if (down) state.down.add(service);
       else state.down.delete(service);
-      const marked = markDown(state.original.toString('utf8'), new Set([service])).marked.has(service);
+      const marked = markDown(state.original.toString('latin1'), new Set([service])).marked.has(service);
       if (down && !marked) {
         state.down.delete(service);
         deps.log(`${service}: its server line in ${path.basename(file)} is not a one-line \`server ${service}:PORT …;\` (or is down already): not drained.`);
@@ -281,20 +285,20 @@ export function createDrainer(deps: DrainDeps): Drainer {
       if (down) drained.push(...rs);
       deps.log(down ? `${service}: marked down in ${nginxService} (${path.basename(file)}), nginx reloaded; draining.` : `${service}: back in ${nginxService} (${path.basename(file)}), nginx reloaded.`);
     }
-    if (down && drained.length) await waitIdle(service, drained, drainBoundMs(deps.current, service));
+    if (down && drained.length) await waitIdle(service, drained, drainBoundMs(deps.current, service), signal);
   };
 
   /** A drain that cannot be done must not fail the rollout: it goes on as it would without one, and says so. */
-  const safely = async (service: string, down: boolean): Promise<void> => {
+  const safely = async (service: string, down: boolean, signal?: AbortSignal): Promise<void> => {
     try {
-      await change(service, down);
+      await change(service, down, signal);
     } catch (err) {
       deps.log(`${service}: could not ${down ? 'drain it from' : 'put it back into'} nginx (${(err as Error).message}); going on${down ? ' without a drain' : ''}.`);
     }
   };
 
   return {
-    drain: (service) => serial(() => safely(service, true)),
+    drain: (service, signal) => serial(() => safely(service, true, signal)),
     undrain: (service) => serial(() => safely(service, false)),
     restoreAll: (opts = {}) =>
       serial(async () => {
@@ -363,9 +367,9 @@ export async function restoreDrainedFiles(backupDir: string, manifest: BackupMan
   for (const f of manifest.referencedFiles) {
     const now = await fs.readFile(f.original).catch(() => undefined);
     if (!now || sha256(now) === f.sha256) continue;
-    const text = now.toString('utf8');
+    const text = now.toString('latin1');
     if (!text.includes(DRAIN_MARK)) continue;
-    if (sha256(unmarkDown(text)) !== f.sha256) {
+    if (sha256(Buffer.from(unmarkDown(text), 'latin1')) !== f.sha256) {
       log(`${f.original} has drain marks of arena-deploy but other changes too: left as it is; compare it with ${path.join(backupDir, f.stored)}.`);
       continue;
     }

@@ -198,14 +198,17 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     if (deps.signal.aborted) throw new CancelledError(`Interrupted before ${u.service} was started.`);
     let current: string | undefined;
     try {
+      // The drain changes no container: it comes before the journal's "changing" record, and an interrupt during its
+      // wait stops here, before the recreate (the conf is put back at the end of the run).
+      if (u.action === 'recreate' && deps.drain !== false) {
+        task.output = 'draining it from nginx';
+        await drainer.drain(u.service, deps.signal);
+        if (deps.signal.aborted) throw new CancelledError(`Interrupted before ${u.service} was recreated (it was being drained from nginx).`);
+      }
       task.output = u.action === 'create' ? 'creating' : 'recreating';
       await note({ service: u.service, kind: u.action === 'create' ? 'created' : 'updated' });
       row(u.service).result = 'failed';
       row(u.service).config = 'unknown';
-      if (u.action === 'recreate') {
-        task.output = 'draining it from nginx';
-        await drainer.drain(u.service);
-      }
       const { containers, startedAt: t0 } = await recreateUntilHealthy(deps, events, targetOf(plan), plan.project, {
         service: u.service,
         waitFor: u.waitFor,

@@ -80,12 +80,15 @@ export function probeTargetFor(test: readonly string[] | undefined, details: Pic
       return undefined;
     }
   }
-  if (!url || url.protocol !== 'http:' || !LOCAL_HOSTS.has(url.hostname)) return undefined;
+  if (!url || url.protocol !== 'http:' || !LOCAL_HOSTS.has(url.hostname) || url.username || url.password) return undefined;
   const containerPort = Number(url.port || '80');
   const bound = (details.publishedPorts ?? []).find((p) => p.containerPort === containerPort && p.protocol === 'tcp' && REACHABLE_BINDS.has(p.hostIp));
   if (!bound) return undefined;
-  const timeoutMs = Math.max(1000, Math.min(maxTimeS !== undefined ? maxTimeS * 1000 : healthTimeoutMs || 30_000, healthTimeoutMs || 30_000));
-  return { url: `http://127.0.0.1:${bound.hostPort}${url.pathname}${url.search}`, timeoutMs };
+  // No longer than the check itself allows (curl's --max-time, else the check's timeout): a slower answer fails Docker's check too.
+  const timeoutMs = Math.max(50, Math.min(maxTimeS !== undefined ? maxTimeS * 1000 : healthTimeoutMs || 30_000, healthTimeoutMs || 30_000));
+  // A port published on IPv6 only (`[::]:8001:8000`) is asked on ::1: 127.0.0.1 may be another process's port.
+  const host = bound.hostIp === '::' || bound.hostIp === '[::]' ? '[::1]' : '127.0.0.1';
+  return { url: `http://${host}:${bound.hostPort}${url.pathname}${url.search}`, timeoutMs };
 }
 
 /** One GET with a fresh connection: true for a status below 400 (what `curl -f` calls success). */

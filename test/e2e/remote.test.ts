@@ -121,6 +121,10 @@ describe('a fleet rolled out over ssh', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain(`Rolling out ${project} on ${REMOTE}:`);
     expect(r.stdout).toContain(`Engine: ${REMOTE}\n`);
+    // nginx reads its conf on the engine's host: no drain through this machine's copy, said once; no probe of 127.0.0.1.
+    expect(r.stderr).toContain(`The nginx drain is off with a remote engine: nginx reads its conf on ${REMOTE}'s host, and the tool edits files on this machine only (README: Remote engines).`);
+    expect(r.stderr).not.toContain('marked down in nginx');
+    expect(r.stderr).not.toContain('answered)');
     const after = await hashes();
     expect(after['web-1']).not.toBe(before['web-1']);
     expect(after['nginx']).not.toBe(before['nginx']);

@@ -28,6 +28,26 @@ server {
 `;
 
 describe('markDown / unmarkDown', () => {
+  it('leaves a line alone that holds another directive after the server: the mark\'s comment would take that one out too', () => {
+    const two = 'upstream b {\n    server web-1:8000 max_fails=3; server web-2:8000;\n}\n';
+    expect(markDown(two, new Set(['web-1']))).toEqual({ text: two, marked: new Set() });
+  });
+
+  it('marks a server line that ends in a comment, or in CRLF, and gives the bytes back', () => {
+    const text = 'upstream b {\r\n    server web-1:8000 weight=2; # the first\r\n    server web-2:8000;\r\n}\r\n';
+    const { text: marked, marked: which } = markDown(text, new Set(['web-1', 'web-2']));
+    expect(which).toEqual(new Set(['web-1', 'web-2']));
+    expect(marked).toContain(`server web-1:8000 weight=2 down;${DRAIN_MARK} # the first\r\n`);
+    expect(unmarkDown(marked)).toBe(text);
+  });
+
+  it('keeps bytes that are not UTF-8 (a Latin-1 comment) through mark and unmark, as the drainer reads them', () => {
+    const bytes = Buffer.concat([Buffer.from('# owner: Ren'), Buffer.from([0xe9]), Buffer.from('\nupstream b {\n    server web-1:8000;\n}\n')]);
+    const marked = Buffer.from(markDown(bytes.toString('latin1'), new Set(['web-1'])).text, 'latin1');
+    expect(marked.includes(Buffer.from([0x52, 0x65, 0x6e, 0xe9]))).toBe(true);
+    expect(Buffer.from(unmarkDown(marked.toString('latin1')), 'latin1').equals(bytes)).toBe(true);
+  });
+
   it('marks exactly the named servers down, and unmarkDown gives the original bytes back', () => {
     const { text, marked } = markDown(CONF, new Set(['web-2', 'web-10']));
     expect([...marked].sort()).toEqual(['web-10', 'web-2']);
@@ -137,6 +157,19 @@ describe('createDrainer with a fake engine', () => {
     // Putting the original bytes back (what nginx ran before) is reloaded without another `nginx -t`.
     expect(s.calls.slice(before)).toEqual(['n1: nginx -s reload']);
     expect(s.calls.filter((c) => c.endsWith('reload')).length).toBe(2);
+    await s.drainer.restoreAll();
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+  });
+
+  it('an interrupt ends the wait for connections at once (the service is not recreated then)', async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
+    const ctl = new AbortController();
+    ctl.abort();
+    await s.drainer.drain('web-1', ctl.signal);
+    // Marked down and reloaded, but no 4 s wait on the connection the fake nginx keeps open.
+    expect(readFileSync(s.conf, 'utf8')).toBe(markDown(CONF, new Set(['web-1'])).text);
+    expect(s.clock()).toBeLessThan(1000);
+    expect(s.log.join('\n')).not.toContain('still has');
     await s.drainer.restoreAll();
     expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
   });

@@ -21,8 +21,14 @@ describe('probeTargetFor', () => {
     expect(probeTargetFor(['CMD', 'wget', '-q', '-T', '5', '-O-', 'http://localhost/ping?deep=1'], published(6080, '', 80), 30_000)).toEqual({ url: 'http://127.0.0.1:6080/ping?deep=1', timeoutMs: 5000 });
   });
 
-  it("caps the per-request bound at the health check's own timeout", () => {
+  it("caps the per-request bound at the health check's own timeout, and keeps a bound below a second", () => {
     expect(probeTargetFor(GUIDE, published(8001), 10_000)?.timeoutMs).toBe(10_000);
+    expect(probeTargetFor(['CMD', 'curl', '-f', '--max-time', '0.5', 'http://localhost:8000/health/'], published(8001), 30_000)?.timeoutMs).toBe(500);
+  });
+
+  it('asks a port published on IPv6 only on ::1, and refuses a URL with credentials', () => {
+    expect(probeTargetFor(GUIDE, published(7411, '::'), 30_000)?.url).toBe('http://[::1]:7411/health/');
+    expect(probeTargetFor(['CMD', 'curl', '-f', 'http://admin:pw@localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
   });
 
   it('gives nothing to probe when the check is not an http request to the container, or its port is not reachable here', () => {

@@ -336,6 +336,9 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
     }
     sink?.({ type: 'rollout-started', project: plan.project, engine: info.endpoint, plan: plan.targetFiles, current: plan.currentFiles, resumes: resuming?.entry.started.id });
     warnAll();
+    // The nginx conf nginx reads is a file on the engine's host: the tool, which edits this machine's copy, cannot
+    // drain through it there. Said once, before anything changes.
+    if (info.remote && opts.drain !== false) ctx.io.stderr.write(`The nginx drain is off with a remote engine: nginx reads its conf on ${info.endpoint}'s host, and the tool edits files on this machine only (README: Remote engines).\n`);
     try {
       result = await executeRollout(plan, {
         ...checkDeps,
@@ -351,7 +354,7 @@ async function runRollout(baseCtx: Context, opts: RolloutOptions, facts: RunFact
         existingBackup,
         priorChanges,
         engineRestarts: () => outage.comebacks,
-        drain: opts.drain,
+        drain: opts.drain !== false && !info.remote,
         // A remote engine publishes its ports on its own host: probing 127.0.0.1 here would ask another machine.
         probe: opts.probe !== false && !info.remote,
         localEngine: !info.remote,
