@@ -4,7 +4,7 @@
 export const REPORT_VERSION = 1 as const;
 
 /** The steps an event can name; per-service steps carry `service` (and `container` once there is one). */
-export type EventStep = 'validate' | 'preflight' | 'backup' | 'pause' | 'recreate' | 'wait-healthy' | 'monitor' | 'retire' | 'verify' | 'rollback' | 'restore';
+export type EventStep = 'validate' | 'preflight' | 'backup' | 'pause' | 'drain' | 'recreate' | 'wait-healthy' | 'undrain' | 'monitor' | 'retire' | 'verify' | 'rollback' | 'restore';
 
 /** An event as the executor emits it; the CLI adds version, time and the rollout id. */
 export type RolloutEventBody =

@@ -55,6 +55,10 @@ interface ConfState {
   readonly file: string;
   readonly original: Buffer;
   readonly down: Set<string>;
+  /** The bytes the tool last wrote (or found, with an interrupted run's marks): anything else on disk is someone else's edit. */
+  written?: Buffer;
+  /** Changed by someone else during the rollout: the tool no longer writes it. */
+  foreign?: boolean;
 }
 
 /** Where one nginx container mounts one conf file that names the service. */
@@ -65,6 +69,8 @@ interface Route {
   readonly port: number;
   /** The nginx container's main process on the engine's host (0 when unknown). */
   readonly pid: number;
+  /** Where the container mounts the file (`/etc/nginx/conf.d/default.conf`). */
+  readonly destination: string;
 }
 
 /** Marks the `server HOST[:port] …;` lines of `service` down in a conf text; undefined when no single-line server names it. */
@@ -172,24 +178,60 @@ export function createDrainer(deps: DrainDeps): Drainer {
           continue;
         }
         const named = servers.find((s) => s.host === service);
-        if (named) routes.push({ file: m.Source, nginxId: c.id, nginxService: c.service, port: named.port ?? 80, pid: raw?.State?.Pid ?? 0 });
+        if (named) routes.push({ file: m.Source, nginxId: c.id, nginxService: c.service, port: named.port ?? 80, pid: raw?.State?.Pid ?? 0, destination: m.Destination });
       }
     }
     return routes;
   };
 
+  /** Which nginx pids are processes of this host (checked once each by their cmdline). */
+  const onHost = new Map<number, boolean>();
+  const knowHost = async (r: Route): Promise<void> => {
+    if (deps.hostProc && r.pid > 0 && !onHost.has(r.pid)) onHost.set(r.pid, /nginx/.test(await fs.readFile(`/proc/${r.pid}/cmdline`, 'utf8').catch(() => '')));
+  };
+
+  /** Someone else wrote the conf during the rollout: from now on the tool leaves it alone, and says what is left to do. */
+  const foreignEdit = (state: ConfState): void => {
+    if (state.foreign) return;
+    state.foreign = true;
+    const down = [...state.down];
+    deps.log(`${state.file} was changed by someone else during the rollout: the tool leaves it as it is from now on${down.length ? `; ${down.join(', ')} may still be marked down in it (lines ending in "${DRAIN_MARK.trim()}"): remove the marks and reload nginx` : ''}.`);
+  };
+
   /** Writes the conf with its `down` set, checks it with `nginx -t`, reloads; puts the previous bytes back when the check fails. */
-  const apply = async (state: ConfState, nginxIds: readonly string[], nginxService: string): Promise<boolean> => {
+  const apply = async (state: ConfState, nginxIds: readonly string[], nginxService: string, seenBy: readonly Route[] = []): Promise<boolean> => {
     const before = await fs.readFile(state.file);
+    if (!before.equals(state.written ?? state.original)) {
+      foreignEdit(state);
+      return false;
+    }
     const next = state.down.size === 0 ? state.original : Buffer.from(markDown(state.original.toString('latin1'), state.down).text, 'latin1');
-    if (!next.equals(before)) await writeInPlace(state.file, next);
+    if (!next.equals(before)) {
+      await writeInPlace(state.file, next);
+      state.written = next;
+    }
+    // What the container reads at the mount point must be what was written: a file replaced by a rename since nginx
+    // started (or a release folder switched under it) is another inode, and editing the host path would drain nothing.
+    // Read through the container's own root on this host; skipped where that cannot be read (a remote engine, no root).
+    for (const r of deps.hostProc ? seenBy : []) {
+      if (r.pid <= 0 || !onHost.get(r.pid)) continue;
+      const seen = await fs.readFile(`/proc/${r.pid}/root${r.destination}`).catch(() => undefined);
+      if (seen === undefined || seen.equals(next)) continue;
+      await writeInPlace(state.file, before);
+      state.written = before;
+      deps.log(`${nginxService}: does not see ${state.file} as written at ${r.destination} (the file was replaced since nginx started, or is another folder's): not drained, the file is as it was.`);
+      return false;
+    }
     // The original bytes are what nginx ran before the rollout: putting them back needs no `nginx -t` (one exec less
     // per service). Any other content is tested first.
     const known = next.equals(state.original);
     for (const id of known ? [] : nginxIds) {
       const test = await deps.engine.exec(id, ['nginx', '-t']);
       if (test.exitCode !== 0) {
-        if (!next.equals(before)) await writeInPlace(state.file, before);
+        if (!next.equals(before)) {
+          await writeInPlace(state.file, before);
+          state.written = before;
+        }
         const why = (test.stderr || test.stdout).split('\n').find((l) => /emerg|error|fail/i.test(l)) ?? `exit code ${test.exitCode}`;
         deps.log(`${nginxService}: \`nginx -t\` rejects ${path.basename(state.file)} (${why.trim()}); not reloaded, the file is as it was.`);
         return false;
@@ -206,11 +248,10 @@ export function createDrainer(deps: DrainDeps): Drainer {
   };
 
   /** nginx's TCP table: read on this host when the engine is local (no exec per look), else inside the container. */
-  const onHost = new Map<number, boolean>();
   const tcpTable = async (r: Route): Promise<string> => {
     if (deps.hostProc && r.pid > 0) {
       // The pid is the engine's view; it is this host's only if that process is nginx here too (not an engine in a VM).
-      if (!onHost.has(r.pid)) onHost.set(r.pid, /nginx/.test(await fs.readFile(`/proc/${r.pid}/cmdline`, 'utf8').catch(() => '')));
+      await knowHost(r);
       const text = onHost.get(r.pid) ? await fs.readFile(`/proc/${r.pid}/net/tcp`, 'utf8').catch(() => undefined) : undefined;
       if (text !== undefined) return text;
     }
@@ -260,11 +301,18 @@ export function createDrainer(deps: DrainDeps): Drainer {
         let original = await fs.readFile(file);
         if (original.toString('latin1').includes(DRAIN_MARK)) {
           // Left by a run that was killed: its marks are not part of the conf.
+          const found = original;
           original = Buffer.from(unmarkDown(original.toString('latin1')), 'latin1');
+          confs.set(file, { file, original, down: new Set(), written: found });
           deps.log(`${path.basename(file)} still has drain marks of an earlier, interrupted run: they are removed with this run's.`);
         }
-        state = { file, original, down: new Set() };
+        state = confs.get(file) ?? { file, original, down: new Set() };
         confs.set(file, state);
+      }
+      if (state.foreign) continue;
+      if (!(await fs.readFile(file)).equals(state.written ?? state.original)) {
+        foreignEdit(state);
+        continue;
       }
       const had = state.down.has(service);
       if (had === down) continue;
@@ -277,7 +325,8 @@ export function createDrainer(deps: DrainDeps): Drainer {
         continue;
       }
       const nginxService = (rs[0] as Route).nginxService;
-      const ok = await apply(state, rs.map((r) => r.nginxId), nginxService);
+      for (const r of rs) await knowHost(r);
+      const ok = await apply(state, rs.map((r) => r.nginxId), nginxService, down ? rs : []);
       if (!ok) {
         if (down) state.down.delete(service);
         continue;
@@ -304,11 +353,16 @@ export function createDrainer(deps: DrainDeps): Drainer {
       serial(async () => {
         for (const state of confs.values()) {
           const wasDown = state.down.size > 0;
-          state.down.clear();
           try {
             const now = await fs.readFile(state.file).catch(() => undefined);
+            if (state.foreign || (now && !now.equals(state.written ?? state.original) && !now.equals(state.original))) {
+              foreignEdit(state);
+              continue;
+            }
+            state.down.clear();
             if (now && now.equals(state.original) && !wasDown) continue;
             if (!now || !now.equals(state.original)) await writeInPlace(state.file, state.original);
+            state.written = state.original;
           } catch (err) {
             deps.log(`Could not restore ${state.file} (${(err as Error).message}): \`arena-deploy rollback\` puts it back from the backup.`);
             continue;

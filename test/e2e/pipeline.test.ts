@@ -85,6 +85,9 @@ describe('rollout for pipelines and terminals', () => {
     const started = steps('step-started');
     for (const s of ['validate', 'preflight', 'backup', 'recreate web-1', 'wait-healthy web-1', 'monitor web-1', 'recreate web-2', 'wait-healthy web-2', 'monitor web-2', 'verify']) expect(started).toContain(s);
     expect(steps('step-finished')).toEqual(started);
+    // The drain is a step of its own; this fleet has no nginx, and the event says so.
+    expect(started.indexOf('drain web-1')).toBeLessThan(started.indexOf('recreate web-1'));
+    expect(events.find((e) => e['type'] === 'step-finished' && e['step'] === 'drain' && e['service'] === 'web-1')?.['message']).toBe('no nginx conf of the current plan routes to it');
     expect(events.filter((e) => e['type'] === 'step-finished').every((e) => e['status'] === 'ok' && typeof e['durationMs'] === 'number')).toBe(true);
     // One at a time: web-2 is recreated only after web-1 passed its monitor window.
     expect(started.indexOf('recreate web-2')).toBeGreaterThan(started.indexOf('monitor web-1'));

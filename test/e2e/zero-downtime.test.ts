@@ -1,5 +1,5 @@
 /** End to end on the real engine: a steady stream of requests through nginx during a full rollout, and none fails. */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { execa } from 'execa';
@@ -258,4 +258,19 @@ describe('a rollout SIGKILLed while a service is drained: rollback puts the conf
     }
     expect(hosts.size).toBe(6);
   }, 420_000);
+
+  it('a conf replaced by a rename since nginx started is not drained (nginx reads the old inode), and says so', async () => {
+    const bytes = readFileSync(CONF_OPTIMIZED);
+    // What an editor or a deploy script does: a new file renamed over the old one. nginx's bind mount keeps the old inode.
+    const fresh = `${CONF_OPTIMIZED}.new`;
+    writeFileSync(fresh, bytes);
+    renameSync(fresh, CONF_OPTIMIZED);
+    const v3 = path.join(state, 'v3.yml');
+    writeFileSync(v3, 'services:\n  web-1:\n    environment:\n      - ARENA_REVISION=v3\n');
+    const r = await startCli(['rollout', OPTIMIZED, v3, '--project', project, '--state-dir', state, '--services', 'web-1', '--monitor', '1s'], env, 300_000).done;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`nginx: does not see ${CONF_OPTIMIZED} as written at /etc/nginx/conf.d/default.conf (the file was replaced since nginx started, or is another folder's): not drained, the file is as it was.`);
+    expect(r.stderr).not.toContain('web-1: marked down');
+    expect(readFileSync(CONF_OPTIMIZED).equals(bytes)).toBe(true);
+  }, 300_000);
 });

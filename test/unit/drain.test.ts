@@ -174,6 +174,17 @@ describe('createDrainer with a fake engine', () => {
     expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
   });
 
+  it('a conf someone else changed during the rollout is left as it is from then on, and the line says what is left to do', async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
+    await s.drainer.drain('web-1');
+    const theirs = `${readFileSync(s.conf, 'utf8')}# ops: added during the rollout\n`;
+    writeFileSync(s.conf, theirs);
+    await s.drainer.undrain('web-1');
+    await s.drainer.restoreAll();
+    expect(readFileSync(s.conf, 'utf8')).toBe(theirs);
+    expect(s.log.filter((l) => l.includes('someone else'))).toEqual([`${s.conf} was changed by someone else during the rollout: the tool leaves it as it is from now on; web-1 may still be marked down in it (lines ending in "# arena-deploy: drained"): remove the marks and reload nginx.`]);
+  });
+
   it("never writes a conf inside the backups: one mounted from a backup's copy is not drained, and says so", async () => {
     const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }), { neverWriteUnder: (dir) => dir });
     await s.drainer.drain('web-1');
