@@ -18,7 +18,9 @@ export function describeStep(step: Step): string[] {
     case 'update':
       return step.updates.map(
         (u) =>
-          `${step.updates.length > 1 ? `batch ${step.batch}: ` : ''}${u.action} ${u.service} → wait ${u.waitFor} (deadline ${formatDuration(u.healthDeadlineMs)}) → monitor ${formatDuration(u.monitorMs)}`,
+          // The drain and the probe are the executor's, decided when it runs (which nginx mounts which conf, which port
+          // is published): the step says where they come in.
+          `${step.updates.length > 1 ? `batch ${step.batch}: ` : ''}${u.action === 'recreate' ? `drain ${u.service} from nginx (where a conf routes to it) → ` : ''}${u.action} ${u.service} → wait ${u.waitFor} (${u.waitFor === 'healthy' ? "Docker's status, or the health URL on its published port; " : ''}deadline ${formatDuration(u.healthDeadlineMs)})${u.action === 'recreate' ? ' → back into nginx' : ''} → monitor ${formatDuration(u.monitorMs)}`,
       );
     case 'retire':
       return step.services.map((r) => `retire ${r.service}: stop (grace ${r.stopTimeoutS}s) and remove ${r.containerIds.length} container(s)`);

@@ -33,7 +33,7 @@ describe('rollout --dry-run --output markdown|json on a running fleet', () => {
     expect(md.stdout).toContain('| threads | `6` | `4` |');
     expect(md.stdout).toContain('| health check timeout | `10s` | `30s` |');
     expect(md.stdout).toContain('| env ARENA\\_REVISION | `original` | `optimized` |');
-    expect(md.stdout).toContain('4. recreate web-1 → wait healthy');
+    expect(md.stdout).toContain('4. drain web-1 from nginx (where a conf routes to it) → recreate web-1 → wait healthy');
     // Host facts online are the engine's own.
     expect(md.stdout).toMatch(/- \*\*Host:\*\* \d+ vCPUs, \d+ MB memory, \d+ MB kept in reserve \(from the engine\)/);
     // Nothing but the markdown on stdout; the fixture's secret (its arena.env) nowhere.

@@ -35,7 +35,7 @@ describe('rollout of the original twin to the optimized twin', () => {
     expect(r.stdout).toMatch(/web-1 +recreate +workers: 12 → 4\n +threads: 6 → 4/);
     expect(r.stdout).toMatch(/web-10 +retire/);
     expect(r.stdout).toMatch(/redis +keep +no change/);
-    expect(r.stdout).toMatch(/recreate web-1 → wait healthy \(deadline 1m53s\) → monitor 5s/);
+    expect(r.stdout).toMatch(/drain web-1 from nginx \(where a conf routes to it\) → recreate web-1 → wait healthy \(Docker.s status, or the health URL on its published port; deadline 1m53s\) → back into nginx → monitor 5s/);
     expect(r.stdout).not.toContain(FIXTURE_SECRET);
     expect(ids(await inspectProject(project))).toEqual(before);
     expect(readdirSync(state)).toEqual([]);
