@@ -98,7 +98,7 @@ export async function main(argv: readonly string[], overrides: MainOverrides = {
       // The reason is the signal's name: an --output json report gives the exit code the CLI will.
       controller.abort(sig);
     } else {
-      io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`).\n`);
+      io.stderr.write(`${sig} again: leaving now; a docker compose already started finishes on its own, and the fleet may be part old, part new (see \`docker compose ps\`); an nginx conf with services marked down stays so until \`arena-deploy rollback\` or \`rollout --resume\` puts it back.\n`);
       process.exit(interruptedCode());
     }
   };
