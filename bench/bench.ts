@@ -62,15 +62,18 @@ interface Options {
   readonly swarmPrefix: number;
   readonly rate: number;
   readonly only: ReadonlySet<string>;
+  /** Of the rollout section: which methods run. */
+  readonly methods: ReadonlySet<string>;
   readonly record: boolean;
 }
 
-const USAGE = `usage: npm run bench -- [--runs N] [--cli-runs N] [--rate N] [--only cli,rollout,swarm] [--port-prefix NN] [--swarm-port-prefix NN] [--record]
+const USAGE = `usage: npm run bench -- [--runs N] [--cli-runs N] [--rate N] [--only cli,rollout,swarm] [--methods arena-deploy,guide-loop,compose-up] [--port-prefix NN] [--swarm-port-prefix NN] [--record]
 
   --runs N               rollouts per method (default 3); each figure is the median
   --cli-runs N           runs of each CLI command (default 7)
   --rate N               steady load through nginx, requests a second (default 20)
   --only LIST            sections to run: cli, rollout (arena-deploy, the guide's loop, compose up -d), swarm (default all)
+  --methods LIST         of the rollout section: arena-deploy, guide-loop, compose-up (default all)
   --port-prefix NN       the fleet's ports 127.0.0.1:NN01…NN06 and NN80 (default 76)
   --swarm-port-prefix NN the Swarm fleet's nginx on 127.0.0.1:NN80 (default 77)
   --record               also write the results into docs/benchmarks.md`;
@@ -85,6 +88,7 @@ function parseOptions(argv: string[]): Options {
       'cli-runs': { type: 'string', default: '7' },
       rate: { type: 'string', default: '20' },
       only: { type: 'string', default: 'cli,rollout,swarm' },
+      methods: { type: 'string', default: 'arena-deploy,guide-loop,compose-up' },
       'port-prefix': { type: 'string', default: '76' },
       'swarm-port-prefix': { type: 'string', default: '77' },
       record: { type: 'boolean', default: false },
@@ -107,6 +111,8 @@ function parseOptions(argv: string[]): Options {
   };
   const only = new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of only) if (!['cli', 'rollout', 'swarm'].includes(s)) throw new UsageError(`--only takes cli, rollout and swarm, got "${s}"`);
+  const methods = new Set(values.methods.split(',').map((s) => s.trim()).filter(Boolean));
+  for (const m of methods) if (!['arena-deploy', 'guide-loop', 'compose-up'].includes(m)) throw new UsageError(`--methods takes arena-deploy, guide-loop and compose-up, got "${m}"`);
   return {
     runs: int('runs', values.runs, 1, 20),
     cliRuns: int('cli-runs', values['cli-runs'], 1, 50),
@@ -114,6 +120,7 @@ function parseOptions(argv: string[]): Options {
     prefix: int('port-prefix', values['port-prefix'], 10, 99),
     swarmPrefix: int('swarm-port-prefix', values['swarm-port-prefix'], 10, 99),
     only,
+    methods,
     record: values.record,
   };
 }
@@ -301,6 +308,8 @@ interface RunResult {
   readonly services: readonly ServiceTiming[];
   /** Configured waits inside the total (monitor windows, the guide's sleeps). */
   readonly waitsMs: number;
+  /** arena-deploy: the drain steps (mark down, nginx -t, reload, the wait for nginx's connections) and the put-backs. */
+  readonly drainMs?: number;
   readonly load: LoadResult;
 }
 
@@ -329,6 +338,7 @@ async function runArena(f: Fleet, opts: Options, run: number): Promise<RunResult
   const recreateAt = new Map<string, number>();
   const healthyAt = new Map<string, { at: number; via: string | undefined }>();
   let monitorMs = 0;
+  let drainMs = 0;
   const stopPolls = new AbortController();
   try {
     const { value, load } = await underLoad(Number(`${f.prefix}80`), opts.rate, async () => {
@@ -348,6 +358,7 @@ async function runArena(f: Fleet, opts: Options, run: number): Promise<RunResult
           }
           if (e.type === 'health' && e.to === 'healthy' && e.service) healthyAt.set(e.service, { at, via: e.via });
           if (e.type === 'step-finished' && e.step === 'monitor' && e.status === 'ok') monitorMs += e.durationMs ?? 0;
+          if (e.type === 'step-finished' && (e.step === 'drain' || e.step === 'undrain')) drainMs += e.durationMs ?? 0;
         }
         partial = partial.slice(cut + 1);
       });
@@ -362,7 +373,7 @@ async function runArena(f: Fleet, opts: Options, run: number): Promise<RunResult
       services.push({ service: s, toFirstAnswerMs: first !== undefined && started !== undefined ? first - started : undefined, lagMs: first !== undefined && healthy ? healthy.at - first : undefined, via: healthy?.via });
     }
     const ok = value.r.exitCode === 0;
-    return { method: 'arena-deploy', run, totalMs: value.totalMs, ok, ...(ok ? {} : { note: `exit ${value.r.exitCode}: ${lastLines(String(value.r.stderr), 3)}` }), services, waitsMs: monitorMs, load };
+    return { method: 'arena-deploy', run, totalMs: value.totalMs, ok, ...(ok ? {} : { note: `exit ${value.r.exitCode}: ${lastLines(String(value.r.stderr), 3)}` }), services, waitsMs: monitorMs, drainMs, load };
   } finally {
     stopPolls.abort();
     rmSync(state, { recursive: true, force: true });
@@ -665,6 +676,8 @@ interface MethodSummary {
   readonly totalMs: number;
   readonly toFirstAnswerMs: number | undefined;
   readonly overheadPerServiceMs: number | undefined;
+  /** Of that overhead, the drain and the put-back (per service). */
+  readonly drainPerServiceMs: number | undefined;
   readonly lagP95Ms: number | undefined;
   readonly lagMedianMs: number | undefined;
   readonly failedRequests: { median: number; max: number };
@@ -687,6 +700,7 @@ function summarize(method: Method, runs: readonly RunResult[]): MethodSummary | 
     totalMs: median(runs.map((r) => r.totalMs)),
     toFirstAnswerMs: firsts.length ? median(firsts) : undefined,
     overheadPerServiceMs: overheads.length ? median(overheads) : undefined,
+    drainPerServiceMs: method === 'arena-deploy' && runs.some((r) => r.drainMs !== undefined) ? median(runs.map((r) => (r.drainMs ?? 0) / WEB.length)) : undefined,
     lagP95Ms: lags.length ? percentile(lags, 95) : undefined,
     lagMedianMs: lags.length ? median(lags) : undefined,
     failedRequests: { median: median(runs.map((r) => r.load.failed)), max: Math.max(...runs.map((r) => r.load.failed)) },
@@ -719,7 +733,7 @@ function markdown(m: Machine, opts: Options, summaries: MethodSummary[], cli: Cl
     out.push('| method | total | vs arena-deploy | recreate → first 200 on /health/ (median per service) | overhead per service | lag first 200 → "healthy" (median / p95) | failed requests (median / max) | requests | failed runs |');
     out.push('|---|---|---|---|---|---|---|---|---|');
     for (const s of summaries) {
-      out.push(`| ${LABEL[s.method]} | ${s1(s.totalMs)} | ${s.method === 'arena-deploy' ? '1.00×' : ratio(s.totalMs, arena?.totalMs)} | ${s.method === 'swarm' ? 'n/a (replicas have no port of their own)' : s1(s.toFirstAnswerMs)} | ${s.method === 'arena-deploy' ? ms0(s.overheadPerServiceMs) : 'n/a'} | ${s.method === 'arena-deploy' ? `${ms0(s.lagMedianMs)} / ${ms0(s.lagP95Ms)}` : 'n/a'} | ${s.failedRequests.median} / ${s.failedRequests.max} | ${s.requests} | ${s.failedRuns} |`);
+      out.push(`| ${LABEL[s.method]} | ${s1(s.totalMs)} | ${s.method === 'arena-deploy' ? '1.00×' : ratio(s.totalMs, arena?.totalMs)} | ${s.method === 'swarm' ? 'n/a (replicas have no port of their own)' : s1(s.toFirstAnswerMs)} | ${s.method === 'arena-deploy' ? `${ms0(s.overheadPerServiceMs)}${s.drainPerServiceMs ? ` (drain + put-back ${ms0(s.drainPerServiceMs)})` : ''}` : 'n/a'} | ${s.method === 'arena-deploy' ? `${ms0(s.lagMedianMs)} / ${ms0(s.lagP95Ms)}` : 'n/a'} | ${s.failedRequests.median} / ${s.failedRequests.max} | ${s.requests} | ${s.failedRuns} |`);
     }
     out.push('');
     out.push('Overhead per service: (total − Σ recreate → first 200 − the monitor windows) / 6 — the tool\'s own time: start-up, validation, backup, the drain and its two nginx reloads, waits, verification. Lag: the tool\'s `healthy` event minus the bench\'s own first 200 (polled every 20 ms); below 0 when the tool\'s probe got its answer first. Failed requests: non-2xx answers, timeouts and connection errors, the last counted per attempt as autocannon counts them (a refused connect tried again counts again), so they can outnumber the requests answered.');
@@ -790,7 +804,7 @@ async function main(): Promise<void> {
       fleet = await setUpFleet(id, opts.prefix);
       // Interleaved, so that a slow moment of the machine does not fall on one method only.
       for (let run = 1; run <= opts.runs; run += 1) {
-        for (const [method, fn] of [['arena-deploy', runArena], ['guide-loop', runGuide], ['compose-up', runComposeUp]] as const) {
+        for (const [method, fn] of ([['arena-deploy', runArena], ['guide-loop', runGuide], ['compose-up', runComposeUp]] as const).filter(([m]) => opts.methods.has(m))) {
           log(`run ${run}/${opts.runs}: ${method}`);
           const r = await fn(fleet as Fleet, opts, run);
           runs.push(r);
@@ -831,7 +845,7 @@ async function main(): Promise<void> {
   const results = path.join(root, 'bench', 'results');
   mkdirSync(results, { recursive: true });
   writeFileSync(path.join(results, 'latest.md'), md + '\n');
-  writeFileSync(path.join(results, 'latest.json'), JSON.stringify({ machine: m, options: { ...opts, only: [...opts.only] }, summaries, cli, runs, skipped }, null, 2) + '\n');
+  writeFileSync(path.join(results, 'latest.json'), JSON.stringify({ machine: m, options: { ...opts, only: [...opts.only], methods: [...opts.methods] }, summaries, cli, runs, skipped }, null, 2) + '\n');
   process.stdout.write(md + '\n');
   log(`written: bench/results/latest.md and bench/results/latest.json`);
   if (opts.record) {
