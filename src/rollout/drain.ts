@@ -200,11 +200,8 @@ export function createDrainer(deps: DrainDeps): Drainer {
 
   /** Writes the conf with its `down` set, checks it with `nginx -t`, reloads; puts the previous bytes back when the check fails. */
   const apply = async (state: ConfState, nginxIds: readonly string[], nginxService: string, seenBy: readonly Route[] = []): Promise<boolean> => {
+    // Both callers (change, restoreAll) have already checked that the bytes on disk are the tool's own.
     const before = await fs.readFile(state.file);
-    if (!before.equals(state.written ?? state.original)) {
-      foreignEdit(state);
-      return false;
-    }
     const next = state.down.size === 0 ? state.original : Buffer.from(markDown(state.original.toString('latin1'), state.down).text, 'latin1');
     if (!next.equals(before)) {
       await writeInPlace(state.file, next);
