@@ -320,7 +320,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         const d = await deps.engine.inspect(c.id);
         const before = settled.get(name)?.find((x) => x.id === c.id);
         if (!d.running) problems.push(`${name} is ${d.state} (exit code ${d.exitCode})`);
-        else if (before && d.restartCount > before.restartCount) problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window (last exit code ${d.exitCode})`);
+        else if (before && d.restartCount > before.restartCount) {
+          const code = events.lastExitCode(c.id);
+          problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window${code === undefined ? '' : ` (last exit code ${code})`}`);
+        }
         else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(name, d)))) problems.push(`${name} is ${d.health}`);
         if (d.oomKilled) problems.push(`${name} ran out of memory (OOMKilled)`);
       }

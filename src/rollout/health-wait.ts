@@ -77,6 +77,11 @@ export class ProjectEvents {
     return this.seen.slice(from).filter((e) => e.containerId === containerId);
   }
 
+  /** The exit code of the container's last die event from position `from` on (inspect reports 0 once it restarted). */
+  lastExitCode(containerId: string, from = 0): number | undefined {
+    return this.since(containerId, from).filter((e) => e.action === 'die').at(-1)?.exitCode;
+  }
+
   /** The current position in the stream. */
   get position(): number {
     return this.seen.length;
@@ -231,11 +236,24 @@ export async function monitorContainer(
   const start = clock.now();
   const first = await engine.inspect(opts.containerId);
   const cursor = events.position;
-  const check = (d: ContainerDetails): void => {
+  const tail = `during the ${formatElapsed(opts.windowMs)} monitor window`;
+  // After a restart, inspect reports the new run's exit code (0): the code the container died with is in its die event.
+  const diedWith = (): number | undefined => events.lastExitCode(opts.containerId, cursor);
+  const restarted = (t: number, d: ContainerDetails, code: number | undefined): HealthCheckError => {
+    const count = `restart count ${first.restartCount} → ${d.restartCount}`;
+    return new HealthCheckError('restarted', opts.service, t, code === undefined
+      ? `${opts.service} restarted (${count}) ${tail}`
+      : `${opts.service} exited with code ${code}${exitNote(code)} and was restarted by its restart policy (${count}) ${tail}: a crash loop`);
+  };
+  const check = async (d: ContainerDetails): Promise<void> => {
     const t = clock.now() - start;
-    const tail = `during the ${formatElapsed(opts.windowMs)} monitor window`;
     if (d.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled) ${tail}`);
-    if (d.restartCount > first.restartCount || d.restarting) throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted (restart count ${first.restartCount} → ${d.restartCount}, last exit code ${d.exitCode}) ${tail}`);
+    if (d.restartCount > first.restartCount || d.restarting) {
+      // The die event may trail the inspect that saw the restart: give it a moment.
+      const until = clock.now() + 2000;
+      while (diedWith() === undefined && !events.degraded && clock.now() < until) await events.next(until - clock.now(), clock, opts.signal);
+      throw restarted(t, d, diedWith());
+    }
     if (!d.running) throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${d.exitCode} ${tail}`);
     if (d.health === 'unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy ${tail}`);
   };
@@ -243,17 +261,18 @@ export async function monitorContainer(
     if (opts.signal?.aborted) throw new CancelledError(`Interrupted while monitoring ${opts.service}.`);
     for (const e of events.since(opts.containerId, cursor)) {
       const t = clock.now() - start;
-      if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (an oom event) during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (an oom event) ${tail}`);
       if (e.action === 'die') {
         const d = await engine.inspect(opts.containerId).catch(() => undefined);
-        if (d?.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled, exit code ${e.exitCode ?? d.exitCode}) during the ${formatElapsed(opts.windowMs)} monitor window`);
-        throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'}${exitNote(e.exitCode)} during the ${formatElapsed(opts.windowMs)} monitor window`);
+        if (d?.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled, exit code ${e.exitCode ?? d.exitCode}) ${tail}`);
+        if (d && (d.restarting || d.restartCount > first.restartCount)) throw restarted(t, d, e.exitCode);
+        throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'}${exitNote(e.exitCode)} ${tail}`);
       }
-      if (e.action === 'restart') throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted during the ${formatElapsed(opts.windowMs)} monitor window`);
-      if (e.action === 'health_status: unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy during the ${formatElapsed(opts.windowMs)} monitor window`);
+      if (e.action === 'restart') throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted ${tail}`);
+      if (e.action === 'health_status: unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy ${tail}`);
     }
     const elapsed = clock.now() - start;
-    check(await engine.inspect(opts.containerId));
+    await check(await engine.inspect(opts.containerId));
     if (elapsed >= opts.windowMs) return;
     await events.next(Math.min(opts.pollMs ?? 1000, opts.windowMs - elapsed), clock, opts.signal);
   }

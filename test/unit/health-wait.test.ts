@@ -107,7 +107,26 @@ describe('monitorContainer', () => {
     const engine = scripted((t) => ({ health: 'healthy', restartCount: t >= 2000 ? 1 : 0 }), clock);
     const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', windowMs: 5000 }).catch((e) => e);
     expect(err).toMatchObject({ kind: 'restarted' });
-    expect(err.message).toBe('web-1 restarted (restart count 0 → 1, last exit code 0) during the 5.0s monitor window');
+    // No die event came: inspect's exit code is the new run's (0), so none is named.
+    expect(err.message).toBe('web-1 restarted (restart count 0 → 1) during the 5.0s monitor window');
+  });
+
+  it('names the exit code of the die event that trails the inspect seeing the restart, not the new run\'s 0', async () => {
+    // A clock whose waits let the event stream run (a macrotask) before time moves on.
+    const c = { t: 0, now: () => c.t, sleep: async (ms: number) => { await new Promise((r) => setTimeout(r, 5)); c.t += ms; } };
+    const base = scripted((t) => ({ health: 'healthy', restartCount: t >= 1000 ? 1 : 0, exitCode: 0 }), c);
+    const engine: EngineClient = {
+      ...base,
+      async *events() {
+        while (c.t < 1000) await new Promise((r) => setTimeout(r, 1));
+        // Delivered while the monitor waits after it saw the restart count rise.
+        await new Promise((r) => setTimeout(r, 1));
+        yield { action: 'die', containerId: 'c1', service: 'web-1', exitCode: 3, timeMs: 1 };
+      },
+    };
+    const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), c, { service: 'web-1', containerId: 'c1', windowMs: 30_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'restarted' });
+    expect(err.message).toBe('web-1 exited with code 3 and was restarted by its restart policy (restart count 0 → 1) during the 30.0s monitor window: a crash loop');
   });
 
   it('fails on OOMKilled inside the window', async () => {
