@@ -19,16 +19,19 @@ export const DRAIN_MARK = ' # arena-deploy: drained';
 
 /** The drain the executor calls: before a service's container is stopped, after its new one is healthy, and at the end. */
 export interface Drainer {
-  /** Takes the service out of every nginx upstream that names it and waits for nginx's connections to it to end; a no-op when none does. */
-  drain(service: string, signal?: AbortSignal): Promise<void>;
-  /** Puts the service back (its `down` removed, nginx reloaded, so its new address is resolved too). */
-  undrain(service: string): Promise<void>;
+  /**
+   * Takes the service out of every nginx upstream that names it and waits for nginx's connections to it to end; a
+   * no-op when none does. Returns the lines it said (none: no conf routes to it).
+   */
+  drain(service: string, signal?: AbortSignal): Promise<string[]>;
+  /** Puts the service back (its `down` removed, nginx reloaded, so its new address is resolved too); returns the lines it said. */
+  undrain(service: string): Promise<string[]>;
   /** Restores every conf it changed exactly as it was and reloads nginx (unless `reload` is false: the engine is gone): after a failure, an interrupt, or at the end. */
   restoreAll(opts?: { reload?: boolean }): Promise<void>;
 }
 
 /** A drainer that does nothing: no nginx routes to the rolled services, or `--no-drain`. */
-export const noDrain: Drainer = { drain: async () => {}, undrain: async () => {}, restoreAll: async () => {} };
+export const noDrain: Drainer = { drain: async () => [], undrain: async () => [], restoreAll: async () => {} };
 
 /** What the drainer needs. */
 export interface DrainDeps {
@@ -149,6 +152,12 @@ interface RawContainer {
 /** Builds the drainer of a rollout; it finds nginx and its confs each time, since nginx may be recreated meanwhile. */
 export function createDrainer(deps: DrainDeps): Drainer {
   const confs = new Map<string, ConfState>();
+  /** Every line said so far: a drain or put-back returns the ones said while it ran. */
+  const said: string[] = [];
+  const log = (line: string): void => {
+    said.push(line);
+    deps.log(line);
+  };
   let queue: Promise<unknown> = Promise.resolve();
   /** Edits of one conf must not interleave (a batch drains several services at once). */
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -195,7 +204,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
     if (state.foreign) return;
     state.foreign = true;
     const down = [...state.down];
-    deps.log(`${state.file} was changed by someone else during the rollout: the tool leaves it as it is from now on${down.length ? `; ${down.join(', ')} may still be marked down in it (lines ending in "${DRAIN_MARK.trim()}"): remove the marks and reload nginx` : ''}.`);
+    log(`${state.file} was changed by someone else during the rollout: the tool leaves it as it is from now on${down.length ? `; ${down.join(', ')} may still be marked down in it (lines ending in "${DRAIN_MARK.trim()}"): remove the marks and reload nginx` : ''}.`);
   };
 
   /** Writes the conf with its `down` set, checks it with `nginx -t`, reloads; puts the previous bytes back when the check fails. */
@@ -216,7 +225,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
       if (seen === undefined || seen.equals(next)) continue;
       await writeInPlace(state.file, before);
       state.written = before;
-      deps.log(`${nginxService}: does not see ${state.file} as written at ${r.destination} (the file was replaced since nginx started, or is another folder's): not drained, the file is as it was.`);
+      log(`${nginxService}: does not see ${state.file} as written at ${r.destination} (the file was replaced since nginx started, or is another folder's): not drained, the file is as it was.`);
       return false;
     }
     // The original bytes are what nginx ran before the rollout: putting them back needs no `nginx -t` (one exec less
@@ -230,14 +239,14 @@ export function createDrainer(deps: DrainDeps): Drainer {
           state.written = before;
         }
         const why = (test.stderr || test.stdout).split('\n').find((l) => /emerg|error|fail/i.test(l)) ?? `exit code ${test.exitCode}`;
-        deps.log(`${nginxService}: \`nginx -t\` rejects ${path.basename(state.file)} (${why.trim()}); not reloaded, the file is as it was.`);
+        log(`${nginxService}: \`nginx -t\` rejects ${path.basename(state.file)} (${why.trim()}); not reloaded, the file is as it was.`);
         return false;
       }
     }
     for (const id of nginxIds) {
       const reload = await deps.engine.exec(id, ['nginx', '-s', 'reload']);
       if (reload.exitCode !== 0) {
-        deps.log(`${nginxService}: \`nginx -s reload\` failed (${(reload.stderr || reload.stdout).trim() || `exit code ${reload.exitCode}`}).`);
+        log(`${nginxService}: \`nginx -s reload\` failed (${(reload.stderr || reload.stdout).trim() || `exit code ${reload.exitCode}`}).`);
         return false;
       }
     }
@@ -275,7 +284,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
       const waited = deps.clock.now() - started;
       if (open === 0) return;
       if (waited >= boundMs) {
-        deps.log(`${service}: nginx still has ${open} connection(s) to it after ${Math.round(waited / 1000)} s (its graceful timeout): stopping it anyway; gunicorn finishes what it holds within its stop_grace_period.`);
+        log(`${service}: nginx still has ${open} connection(s) to it after ${Math.round(waited / 1000)} s (its graceful timeout): stopping it anyway; gunicorn finishes what it holds within its stop_grace_period.`);
         return;
       }
       await deps.clock.sleep(deps.pollMs ?? 100, signal);
@@ -292,7 +301,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
       if (!state) {
         if (!down) continue;
         if (deps.neverWriteUnder && !path.relative(deps.neverWriteUnder, file).startsWith('..')) {
-          deps.log(`${service}: nginx mounts ${file}, a backup's copy, and backups are never written: not drained.`);
+          log(`${service}: nginx mounts ${file}, a backup's copy, and backups are never written: not drained.`);
           continue;
         }
         let original = await fs.readFile(file);
@@ -301,7 +310,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
           const found = original;
           original = Buffer.from(unmarkDown(original.toString('latin1')), 'latin1');
           confs.set(file, { file, original, down: new Set(), written: found });
-          deps.log(`${path.basename(file)} still has drain marks of an earlier, interrupted run: they are removed with this run's.`);
+          log(`${path.basename(file)} still has drain marks of an earlier, interrupted run: they are removed with this run's.`);
         }
         state = confs.get(file) ?? { file, original, down: new Set() };
         confs.set(file, state);
@@ -318,7 +327,7 @@ export function createDrainer(deps: DrainDeps): Drainer {
       const marked = markDown(state.original.toString('latin1'), new Set([service])).marked.has(service);
       if (down && !marked) {
         state.down.delete(service);
-        deps.log(`${service}: its server line in ${path.basename(file)} is not a one-line \`server ${service}:PORT …;\` (or is down already): not drained.`);
+        log(`${service}: its server line in ${path.basename(file)} is not a one-line \`server ${service}:PORT …;\` (or is down already): not drained.`);
         continue;
       }
       const nginxService = (rs[0] as Route).nginxService;
@@ -329,9 +338,16 @@ export function createDrainer(deps: DrainDeps): Drainer {
         continue;
       }
       if (down) drained.push(...rs);
-      deps.log(down ? `${service}: marked down in ${nginxService} (${path.basename(file)}), nginx reloaded; draining.` : `${service}: back in ${nginxService} (${path.basename(file)}), nginx reloaded.`);
+      log(down ? `${service}: marked down in ${nginxService} (${path.basename(file)}), nginx reloaded; draining.` : `${service}: back in ${nginxService} (${path.basename(file)}), nginx reloaded.`);
     }
     if (down && drained.length) await waitIdle(service, drained, drainBoundMs(deps.current, service), signal);
+  };
+
+  /** Runs a drain or put-back (serially: no other's lines interleave) and returns the lines it said. */
+  const saying = async (fn: () => Promise<void>): Promise<string[]> => {
+    const from = said.length;
+    await fn();
+    return said.slice(from);
   };
 
   /** A drain that cannot be done must not fail the rollout: it goes on as it would without one, and says so. */
@@ -339,13 +355,13 @@ export function createDrainer(deps: DrainDeps): Drainer {
     try {
       await change(service, down, signal);
     } catch (err) {
-      deps.log(`${service}: could not ${down ? 'drain it from' : 'put it back into'} nginx (${(err as Error).message}); going on${down ? ' without a drain' : ''}.`);
+      log(`${service}: could not ${down ? 'drain it from' : 'put it back into'} nginx (${(err as Error).message}); going on${down ? ' without a drain' : ''}.`);
     }
   };
 
   return {
-    drain: (service, signal) => serial(() => safely(service, true, signal)),
-    undrain: (service) => serial(() => safely(service, false)),
+    drain: (service, signal) => serial(() => saying(() => safely(service, true, signal))),
+    undrain: (service) => serial(() => saying(() => safely(service, false))),
     restoreAll: (opts = {}) =>
       serial(async () => {
         for (const state of confs.values()) {
@@ -361,20 +377,20 @@ export function createDrainer(deps: DrainDeps): Drainer {
             if (!now || !now.equals(state.original)) await writeInPlace(state.file, state.original);
             state.written = state.original;
           } catch (err) {
-            deps.log(`Could not restore ${state.file} (${(err as Error).message}): \`arena-deploy rollback\` puts it back from the backup.`);
+            log(`Could not restore ${state.file} (${(err as Error).message}): \`arena-deploy rollback\` puts it back from the backup.`);
             continue;
           }
           if (opts.reload === false) {
-            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout; nginx was not reloaded (the engine does not answer): it routes as the file says after its next reload, which \`rollout --resume\` does.`);
+            log(`Restored ${path.basename(state.file)} as it was before the rollout; nginx was not reloaded (the engine does not answer): it routes as the file says after its next reload, which \`rollout --resume\` does.`);
             continue;
           }
           try {
             // Reload whichever nginx mounts the file now (it may have been recreated meanwhile).
             const ids = await nginxMounting(deps.engine, deps.project, state.file);
             const reloaded = ids.length > 0 && wasDown && (await apply(state, ids, 'nginx'));
-            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout${reloaded ? ' and reloaded nginx' : ''}.`);
+            log(`Restored ${path.basename(state.file)} as it was before the rollout${reloaded ? ' and reloaded nginx' : ''}.`);
           } catch (err) {
-            deps.log(`Restored ${path.basename(state.file)} as it was before the rollout, but could not reload nginx (${(err as Error).message}): it routes as the file says after its next reload or restart.`);
+            log(`Restored ${path.basename(state.file)} as it was before the rollout, but could not reload nginx (${(err as Error).message}): it routes as the file says after its next reload or restart.`);
           }
         }
         confs.clear();

@@ -178,30 +178,21 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
   /** What each updated service looked like when it passed its monitor window, for the final verification. */
   const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
-  /** The drainer's lines, for the `drain` / `undrain` step events. */
-  const drainLines: string[] = [];
   const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({
     engine: deps.engine,
     clock: deps.clock,
     project: plan.project,
     current: deps.current,
-    log: (l) => {
-      drainLines.push(l);
-      deps.progress.write(`${l}\n`);
-    },
+    log: (l) => deps.progress.write(`${l}\n`),
     hostProc: deps.localEngine === true,
     neverWriteUnder: deps.backupRoot,
   });
 
   const timed = <T>(step: EventStep, service: string | undefined, container: string | undefined, run: () => Promise<T>, describe?: (v: T) => string | undefined) =>
     timedStep(deps.events, () => deps.clock.now(), { step, service, container }, run, describe);
-  /** A drain or put-back as a step event; its message is what the drainer said of this service (or that nothing names it). */
-  const drainStep = (step: 'drain' | 'undrain', service: string, run: () => Promise<void>) =>
-    timed(step, service, undefined, async () => {
-      const from = drainLines.length;
-      await run();
-      return drainLines.slice(from).filter((l) => l.startsWith(`${service}:`) || !/^web-|^[a-z0-9_-]+: (marked|back)/.test(l)).join(' ') || (step === 'drain' ? 'no nginx conf of the current plan routes to it' : 'nothing to put back');
-    }, (m) => m);
+  /** A drain or put-back as a step event; its message is what the drainer said while it ran (or that nothing names it). */
+  const drainStep = (step: 'drain' | 'undrain', service: string, run: () => Promise<string[]>) =>
+    timed(step, service, undefined, run, (lines) => lines.join(' ') || (step === 'drain' ? 'no nginx conf of the current plan routes to it' : 'nothing to put back'));
   /** Last health seen per container, for the `health` events (starting → healthy / unhealthy). */
   const lastHealth = new Map<string, string>();
   /** The services whose new container counted as healthy by the probe's answer, and the URL that answered. */

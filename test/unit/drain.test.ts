@@ -144,15 +144,20 @@ describe('createDrainer with a fake engine', () => {
 
   it('drains, waits at most the graceful timeout for connections that stay open, puts back, and restores the bytes', async () => {
     const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
-    await s.drainer.drain('web-1');
+    const said = await s.drainer.drain('web-1');
     expect(readFileSync(s.conf, 'utf8')).toBe(markDown(CONF, new Set(['web-1'])).text);
     expect(s.calls.slice(0, 2)).toEqual(['n1: nginx -t', 'n1: nginx -s reload']);
+    // What it returns is what it said (the rollout's `drain` step event carries it).
+    expect(said).toEqual([
+      `web-1: marked down in nginx (${path.basename(s.conf)}), nginx reloaded; draining.`,
+      'web-1: nginx still has 1 connection(s) to it after 4 s (its graceful timeout): stopping it anyway; gunicorn finishes what it holds within its stop_grace_period.',
+    ]);
     // The fake nginx keeps one connection open: the wait ends at the shorter of --graceful-timeout 4 and stop_grace_period 9s.
     expect(s.clock()).toBeGreaterThanOrEqual(4000);
     expect(s.clock()).toBeLessThan(4300);
     expect(s.log.join('\n')).toContain('web-1: nginx still has 1 connection(s) to it after 4 s');
     const before = s.calls.length;
-    await s.drainer.undrain('web-1');
+    expect(await s.drainer.undrain('web-1')).toEqual([`web-1: back in nginx (${path.basename(s.conf)}), nginx reloaded.`]);
     expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
     // Putting the original bytes back (what nginx ran before) is reloaded without another `nginx -t`.
     expect(s.calls.slice(before)).toEqual(['n1: nginx -s reload']);
