@@ -147,6 +147,14 @@ function targetOf(plan: RolloutPlan): ComposeTarget {
   return { project: plan.project, files: plan.targetFiles, projectDirectory: plan.targetProjectDirectory };
 }
 
+/** A container as it was when it passed its monitor window; `events` is the event stream's position then. */
+interface Settled {
+  readonly id: string;
+  readonly restartCount: number;
+  readonly hasHealthcheck: boolean;
+  readonly events: number;
+}
+
 /** Runs the plan; never throws for a failed rollout, it returns what happened (the CLI maps it to an exit code). */
 export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Promise<RolloutResult> {
   const started = deps.clock.now();
@@ -177,7 +185,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   /** Failures in the order they happened: which service, which container, what. */
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
   /** What each updated service looked like when it passed its monitor window, for the final verification. */
-  const settled = new Map<string, Array<{ id: string; restartCount: number; hasHealthcheck: boolean }>>();
+  const settled = new Map<string, Settled[]>();
   const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({
     engine: deps.engine,
     clock: deps.clock,
@@ -264,7 +272,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       // Back into nginx before the monitor window, so that the window watches it under real traffic.
       if (deps.drain !== false && u.action === 'recreate') await drainStep('undrain', u.service, () => drainer.undrain(u.service));
       if (u.monitorMs > 0) task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
-      const seen: Array<{ id: string; restartCount: number; hasHealthcheck: boolean }> = [];
+      const seen: Settled[] = [];
       for (const c of containers) {
         current = c.id;
         if (u.monitorMs > 0) {
@@ -277,8 +285,9 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
             }
           }, () => `stable for ${formatElapsed(u.monitorMs)}`);
         }
+        const position = events.position;
         const d = await deps.engine.inspect(c.id);
-        seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck });
+        seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck, events: position });
       }
       settled.set(u.service, seen);
       await deps.journal?.({ step: 'done', service: u.service });
@@ -312,10 +321,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
         const before = settled.get(name)?.find((x) => x.id === c.id);
         if (!d.running) problems.push(`${name} is ${d.state} (exit code ${d.exitCode})`);
         else if (before && d.restartCount > before.restartCount) {
-          const code = events.lastExitCode(c.id);
+          // Inspect says 0 once the new run started: the code it died with is in its die event since it settled.
+          const code = events.lastDie(c.id, before.events)?.exitCode ?? (d.restarting ? d.exitCode : undefined);
           problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window${code === undefined ? '' : ` (last exit code ${code})`}`);
-        }
-        else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(name, d)))) problems.push(`${name} is ${d.health}`);
+        } else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(name, d)))) problems.push(`${name} is ${d.health}`);
         if (d.oomKilled) problems.push(`${name} ran out of memory (OOMKilled)`);
       }
     }

@@ -77,9 +77,9 @@ export class ProjectEvents {
     return this.seen.slice(from).filter((e) => e.containerId === containerId);
   }
 
-  /** The exit code of the container's last die event from position `from` on (inspect reports 0 once it restarted). */
-  lastExitCode(containerId: string, from = 0): number | undefined {
-    return this.since(containerId, from).filter((e) => e.action === 'die').at(-1)?.exitCode;
+  /** The container's last die event from position `from` on: its exit code is the one inspect reports 0 for once it restarted. */
+  lastDie(containerId: string, from: number): EngineEvent | undefined {
+    return this.since(containerId, from).filter((e) => e.action === 'die').at(-1);
   }
 
   /** The current position in the stream. */
@@ -99,6 +99,11 @@ export class ProjectEvents {
         ctl.abort();
         resolve();
       };
+      // An aborted signal never fires its abort event again: return at once.
+      if (signal?.aborted) {
+        resolve();
+        return;
+      }
       this.wake.push(done);
       signal?.addEventListener('abort', done, { once: true });
       void clock.sleep(ms, ctl.signal).then(done);
@@ -234,38 +239,48 @@ export async function monitorContainer(
   opts: { service: string; containerId: string; windowMs: number; pollMs?: number; signal?: AbortSignal | undefined },
 ): Promise<void> {
   const start = clock.now();
-  const first = await engine.inspect(opts.containerId);
+  // The position before the first inspect: an event that arrives while it runs is this window's.
   const cursor = events.position;
+  const first = await engine.inspect(opts.containerId);
   const tail = `during the ${formatElapsed(opts.windowMs)} monitor window`;
-  // After a restart, inspect reports the new run's exit code (0): the code the container died with is in its die event.
-  const diedWith = (): number | undefined => events.lastExitCode(opts.containerId, cursor);
+  const interrupted = () => new CancelledError(`Interrupted while monitoring ${opts.service}.`);
+  const oomEvent = () => new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory (an oom event) ${tail}`);
   const restarted = (t: number, d: ContainerDetails, code: number | undefined): HealthCheckError => {
     const count = `restart count ${first.restartCount} → ${d.restartCount}`;
     return new HealthCheckError('restarted', opts.service, t, code === undefined
       ? `${opts.service} restarted (${count}) ${tail}`
       : `${opts.service} exited with code ${code}${exitNote(code)} and was restarted by its restart policy (${count}) ${tail}: a crash loop`);
   };
+  /**
+   * The exit code a restarted container died with. While it waits to restart, inspect still has it; once the new run
+   * started, inspect says 0 and the code is in the die event, which may trail the inspect that saw the restart.
+   */
+  const restartExit = async (d: ContainerDetails): Promise<number | undefined> => {
+    const until = clock.now() + 2000;
+    while (!d.restarting && !events.lastDie(opts.containerId, cursor) && !events.degraded && !opts.signal?.aborted && clock.now() < until) {
+      await events.next(until - clock.now(), clock, opts.signal);
+    }
+    if (opts.signal?.aborted) throw interrupted();
+    // The kernel's OOM kill is in the events only (cgroup v2 may leave OOMKilled false): it says more than exit 137.
+    if (events.since(opts.containerId, cursor).some((e) => e.action === 'oom')) throw oomEvent();
+    return events.lastDie(opts.containerId, cursor)?.exitCode ?? (d.restarting ? d.exitCode : undefined);
+  };
   const check = async (d: ContainerDetails): Promise<void> => {
     const t = clock.now() - start;
     if (d.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled) ${tail}`);
-    if (d.restartCount > first.restartCount || d.restarting) {
-      // The die event may trail the inspect that saw the restart: give it a moment.
-      const until = clock.now() + 2000;
-      while (diedWith() === undefined && !events.degraded && clock.now() < until) await events.next(until - clock.now(), clock, opts.signal);
-      throw restarted(t, d, diedWith());
-    }
+    if (d.restartCount > first.restartCount || d.restarting) throw restarted(t, d, await restartExit(d));
     if (!d.running) throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${d.exitCode} ${tail}`);
     if (d.health === 'unhealthy') throw new HealthCheckError('unhealthy', opts.service, t, `${opts.service} turned unhealthy ${tail}`);
   };
   for (;;) {
-    if (opts.signal?.aborted) throw new CancelledError(`Interrupted while monitoring ${opts.service}.`);
+    if (opts.signal?.aborted) throw interrupted();
     for (const e of events.since(opts.containerId, cursor)) {
       const t = clock.now() - start;
-      if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (an oom event) ${tail}`);
+      if (e.action === 'oom') throw oomEvent();
       if (e.action === 'die') {
         const d = await engine.inspect(opts.containerId).catch(() => undefined);
         if (d?.oomKilled) throw new HealthCheckError('oom', opts.service, t, `${opts.service} ran out of memory (OOMKilled, exit code ${e.exitCode ?? d.exitCode}) ${tail}`);
-        if (d && (d.restarting || d.restartCount > first.restartCount)) throw restarted(t, d, e.exitCode);
+        if (d && (d.restarting || d.restartCount > first.restartCount)) throw restarted(t, d, e.exitCode ?? (d.restarting ? d.exitCode : undefined));
         throw new HealthCheckError('exited', opts.service, t, `${opts.service} exited with code ${e.exitCode ?? 'unknown'}${exitNote(e.exitCode)} ${tail}`);
       }
       if (e.action === 'restart') throw new HealthCheckError('restarted', opts.service, t, `${opts.service} restarted ${tail}`);

@@ -188,7 +188,7 @@ describe('a web service that crash-loops after its monitor window', () => {
     writeFileSync(override, `services:\n${[1, 2, 3, 4, 5, 6].map(web).join('')}`);
     const r = await cli(['rollout', '-f', OPTIMIZED, '-f', override, '--project', project, '--state-dir', state, '--monitor', '1s'], env);
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(5);
-    expect(r.stderr).toMatch(/^error: Rolled back: The fleet is not as planned after the rollout: web-3 restarted \d+ time\(s\) since it passed its monitor window/m);
+    expect(r.stderr).toMatch(/^error: Rolled back: The fleet is not as planned after the rollout: web-3 restarted \d+ time\(s\) since it passed its monitor window \(last exit code 3\)/m);
     const after = await inspectProject(project);
     for (const s of ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6']) {
       expect(after.get(s)!.Config.Env, s).toContain('ARENA_REVISION=optimized');

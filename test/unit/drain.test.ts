@@ -166,6 +166,18 @@ describe('createDrainer with a fake engine', () => {
     expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
   });
 
+  it('two drains asked at once (a batch) run one after the other, and each returns only its own lines', async () => {
+    const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
+    const [one, two] = await Promise.all([s.drainer.drain('web-1'), s.drainer.drain('web-2')]);
+    const file = path.basename(s.conf);
+    expect(one).toEqual([`web-1: marked down in nginx (${file}), nginx reloaded; draining.`, expect.stringMatching(/^web-1: nginx still has 1 connection\(s\)/)]);
+    // web-2 has no running container here: nothing to wait for.
+    expect(two).toEqual([`web-2: marked down in nginx (${file}), nginx reloaded; draining.`]);
+    expect(readFileSync(s.conf, 'utf8')).toBe(markDown(CONF, new Set(['web-1', 'web-2'])).text);
+    await s.drainer.restoreAll();
+    expect(readFileSync(s.conf, 'utf8')).toBe(CONF);
+  });
+
   it('an interrupt ends the wait for connections at once (the service is not recreated then)', async () => {
     const s = await setup(() => ({ exitCode: 0, stdout: '', stderr: '' }));
     const ctl = new AbortController();

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { HealthFrozenError, monitorContainer, ProjectEvents, waitForHealthy, type Clock } from '../../src/rollout/health-wait.js';
 import type { ContainerDetails, EngineClient, EngineEvent } from '../../src/engine/engine-client.js';
-import { HealthCheckError } from '../../src/errors.js';
+import { CancelledError, HealthCheckError } from '../../src/errors.js';
 
 /** A clock that advances only when waited on. */
 function fakeClock(): Clock & { t: number } {
@@ -127,6 +127,52 @@ describe('monitorContainer', () => {
     const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), c, { service: 'web-1', containerId: 'c1', windowMs: 30_000 }).catch((e) => e);
     expect(err).toMatchObject({ kind: 'restarted' });
     expect(err.message).toBe('web-1 exited with code 3 and was restarted by its restart policy (restart count 0 → 1) during the 30.0s monitor window: a crash loop');
+  });
+
+  it('names the exit code inspect still has while the container waits to restart, without waiting for an event', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: 'healthy', ...(t >= 1000 ? { restarting: true, running: false, restartCount: 1, exitCode: 3 } : {}) }), clock);
+    const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', windowMs: 30_000 }).catch((e) => e);
+    expect(err.message).toBe('web-1 exited with code 3 and was restarted by its restart policy (restart count 0 → 1) during the 30.0s monitor window: a crash loop');
+    expect(clock.t).toBe(1000);
+  });
+
+  it('an oom event that comes while it waits for the die event of a restart is an out-of-memory failure, not "exit 137"', async () => {
+    const c = { t: 0, now: () => c.t, sleep: async (ms: number) => { await new Promise((r) => setTimeout(r, 5)); c.t += ms; } };
+    const base = scripted((t) => ({ health: 'healthy', restartCount: t >= 1000 ? 1 : 0 }), c);
+    const engine: EngineClient = {
+      ...base,
+      async *events() {
+        while (c.t < 1000) await new Promise((r) => setTimeout(r, 1));
+        await new Promise((r) => setTimeout(r, 1));
+        yield { action: 'oom', containerId: 'c1', service: 'web-1', exitCode: undefined, timeMs: 1 };
+        yield { action: 'die', containerId: 'c1', service: 'web-1', exitCode: 137, timeMs: 2 };
+      },
+    };
+    const err = await monitorContainer(engine, new ProjectEvents(engine, 'p'), c, { service: 'web-1', containerId: 'c1', windowMs: 30_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'oom' });
+    expect(err.message).not.toMatch(/137/);
+  });
+
+  it('an interrupt while it waits for the die event of a restart ends the monitor as interrupted, not as a failure', async () => {
+    // Real time, so that the abort lands inside the wait (the restart is seen on the second inspect, at once).
+    let inspects = 0;
+    const clock: Clock = {
+      now: () => Date.now(),
+      sleep: (ms, signal) => new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      }),
+    };
+    const base = scripted(() => ({ health: 'healthy', restartCount: inspects++ === 0 ? 0 : 1 }), { t: 0 });
+    const engine: EngineClient = { ...base, async *events() { await new Promise(() => {}); } };
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 50);
+    const events = new ProjectEvents(engine, 'p');
+    const err = await monitorContainer(engine, events, clock, { service: 'web-1', containerId: 'c1', windowMs: 30_000, pollMs: 10, signal: ctl.signal }).catch((e) => e);
+    events.close();
+    expect(err).toBeInstanceOf(CancelledError);
+    expect(err.message).toBe('Interrupted while monitoring web-1.');
   });
 
   it('fails on OOMKilled inside the window', async () => {
