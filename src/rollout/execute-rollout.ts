@@ -147,14 +147,6 @@ function targetOf(plan: RolloutPlan): ComposeTarget {
   return { project: plan.project, files: plan.targetFiles, projectDirectory: plan.targetProjectDirectory };
 }
 
-/** A container as it was when it passed its monitor window; `events` is the event stream's position then. */
-interface Settled {
-  readonly id: string;
-  readonly restartCount: number;
-  readonly hasHealthcheck: boolean;
-  readonly events: number;
-}
-
 /** Runs the plan; never throws for a failed rollout, it returns what happened (the CLI maps it to an exit code). */
 export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Promise<RolloutResult> {
   const started = deps.clock.now();
@@ -184,8 +176,11 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
   let backup: Backup | undefined;
   /** Failures in the order they happened: which service, which container, what. */
   const failures: Array<{ service: string; containerId: string | undefined; error: unknown }> = [];
-  /** What each updated service looked like when it passed its monitor window, for the final verification. */
-  const settled = new Map<string, Settled[]>();
+  /**
+   * The containers this run created per service, once they passed their monitor window: the final verification counts
+   * every restart and die of them since they were created.
+   */
+  const settled = new Map<string, readonly string[]>();
   const drainer: Drainer = deps.drain === false ? noDrain : createDrainer({
     engine: deps.engine,
     clock: deps.clock,
@@ -203,7 +198,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
     timed(step, service, undefined, run, (lines) => lines.join(' ') || (step === 'drain' ? 'no nginx conf of the current plan routes to it' : 'nothing to put back'));
   /** Last health seen per container, for the `health` events (starting → healthy / unhealthy). */
   const lastHealth = new Map<string, string>();
-  /** The services whose new container counted as healthy by the probe's answer, and the URL that answered. */
+  /** The new containers that counted as healthy by the probe's answer, and the URL that answered. */
   const answeredBy = new Map<string, string>();
   const healthIs = (service: string, container: string, to: string, via?: 'probe' | 'docker') => {
     const from = lastHealth.get(container) ?? null;
@@ -246,7 +241,7 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
               try {
                 const ms = await run();
                 const checked = u.waitFor === 'healthy' && deps.target.services[u.service]?.healthcheck;
-                healthIs(u.service, containerId, checked ? 'healthy' : 'running', checked ? (answeredBy.has(u.service) ? 'probe' : 'docker') : undefined);
+                healthIs(u.service, containerId, checked ? 'healthy' : 'running', checked ? (answeredBy.has(containerId) ? 'probe' : 'docker') : undefined);
                 return ms;
               } catch (err) {
                 if (err instanceof HealthCheckError && err.kind !== 'timeout') healthIs(u.service, containerId, err.kind);
@@ -260,8 +255,8 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
           task.output = `${st ?? `waiting for ${u.waitFor}`} (deadline ${formatElapsed(u.healthDeadlineMs)})`;
           if (st?.startsWith('health: ')) healthIs(u.service, c, st.slice('health: '.length));
         },
-        onHealthy: (_c, via, url) => {
-          if (via === 'probe' && url) answeredBy.set(u.service, url);
+        onHealthy: (c, via, url) => {
+          if (via === 'probe' && url) answeredBy.set(c, url);
         },
         onRetry: () => {
           task.output = 'the engine restarted: recreating again';
@@ -272,27 +267,24 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       // Back into nginx before the monitor window, so that the window watches it under real traffic.
       if (deps.drain !== false && u.action === 'recreate') await drainStep('undrain', u.service, () => drainer.undrain(u.service));
       if (u.monitorMs > 0) task.output = `${u.waitFor} after ${formatElapsed(healthyAfter)}; monitoring for ${formatElapsed(u.monitorMs)}`;
-      const seen: Settled[] = [];
       for (const c of containers) {
         current = c.id;
         if (u.monitorMs > 0) {
           await timed('monitor', u.service, c.id, async () => {
             try {
-              await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal });
+              await monitorContainer(deps.engine, events, deps.clock, { service: u.service, containerId: c.id, windowMs: u.monitorMs, pollMs: deps.pollMs, signal: deps.signal, fresh: true });
             } catch (err) {
               if (err instanceof HealthCheckError) healthIs(u.service, c.id, err.kind);
               throw err;
             }
           }, () => `stable for ${formatElapsed(u.monitorMs)}`);
         }
-        const position = events.position;
-        const d = await deps.engine.inspect(c.id);
-        seen.push({ id: c.id, restartCount: d.restartCount, hasHealthcheck: d.hasHealthcheck, events: position });
       }
-      settled.set(u.service, seen);
+      settled.set(u.service, containers.map((c) => c.id));
       await deps.journal?.({ step: 'done', service: u.service });
       row(u.service).result = u.action === 'create' ? 'created' : 'updated';
-      task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${answeredBy.has(u.service) ? ` (${answeredBy.get(u.service)} answered)` : ''}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
+      const answered = containers.flatMap((c) => answeredBy.get(c.id) ?? []);
+      task.title = `${u.service}: ${u.action === 'create' ? 'created' : 'updated'}, ${u.waitFor} after ${formatElapsed(healthyAfter)}${answered.length ? ` (${answered.join(', ')} answered)` : ''}${u.monitorMs > 0 ? `, stable for ${formatElapsed(u.monitorMs)}` : ''}`;
     } catch (err) {
       failures.push({ service: u.service, containerId: current, error: err });
       throw err;
@@ -303,10 +295,10 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
    * A container that counted as healthy by the probe may still be "starting" for Docker (its first check is up to an
    * interval away): it passes verification when its health URL answers again now.
    */
-  const answersNow = async (service: string, d: ContainerDetails): Promise<boolean> => {
-    if (!answeredBy.has(service)) return false;
+  const answersNow = async (d: ContainerDetails): Promise<boolean> => {
+    if (!answeredBy.has(d.id)) return false;
     const t = probeTargetFor(d.healthTest, d, d.healthTimeoutMs ?? 30_000);
-    return t !== undefined && (await probeOnce(t.url, t.timeoutMs));
+    return t !== undefined && (await probeOnce(t, deps.signal));
   };
 
   /** Verification: every service running (healthy where it has a check), and none restarted since it passed its monitor window. */
@@ -318,13 +310,12 @@ export async function executeRollout(plan: RolloutPlan, deps: ExecuteDeps): Prom
       if (cs.length === 0) problems.push(`${name} has no container`);
       for (const c of cs) {
         const d = await deps.engine.inspect(c.id);
-        const before = settled.get(name)?.find((x) => x.id === c.id);
         if (!d.running) problems.push(`${name} is ${d.state} (exit code ${d.exitCode})`);
-        else if (before && d.restartCount > before.restartCount) {
-          // Inspect says 0 once the new run started: the code it died with is in its die event since it settled.
-          const code = events.lastDie(c.id, before.events)?.exitCode ?? (d.restarting ? d.exitCode : undefined);
-          problems.push(`${name} restarted ${d.restartCount - before.restartCount} time(s) since it passed its monitor window${code === undefined ? '' : ` (last exit code ${code})`}`);
-        } else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(name, d)))) problems.push(`${name} is ${d.health}`);
+        else if (settled.get(name)?.includes(c.id) && d.restartCount > 0) {
+          // Inspect says 0 once the new run started: the code it died with is in its die event.
+          const code = events.lastDie(c.id, 0)?.exitCode ?? (d.restarting ? d.exitCode : undefined);
+          problems.push(`${name} restarted ${d.restartCount} time(s) since it passed its monitor window${code === undefined ? '' : ` (last exit code ${code})`}`);
+        } else if (d.hasHealthcheck && d.health !== 'healthy' && !(d.health === 'starting' && (await answersNow(d)))) problems.push(`${name} is ${d.health}`);
         if (d.oomKilled) problems.push(`${name} ran out of memory (OOMKilled)`);
       }
     }

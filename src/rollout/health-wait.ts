@@ -183,21 +183,28 @@ async function waitLoop(engine: EngineClient, events: ProjectEvents, clock: Cloc
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError(`Interrupted while waiting for ${opts.service} to become ${opts.waitFor}.`);
     const elapsed = clock.now() - start;
-    // Events first: they say it the moment Docker knows.
+    // Events first: they say it the moment Docker knows. A failure anywhere in the batch wins over a "healthy" before
+    // it (healthy, then a crash: not healthy).
+    let healthyEvent = false;
     for (const e of events.since(opts.containerId, cursor)) {
-      if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') return byDocker();
+      if (e.action === 'health_status: healthy' && opts.waitFor === 'healthy') healthyEvent = true;
       if (e.action === 'health_status: unhealthy') throw unhealthy(opts, clock.now() - start);
       if (e.action === 'oom') throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory ${formatElapsed(clock.now() - start)} after it was started`);
       if (e.action === 'die') throw await whyDied(engine, opts, clock.now() - start, e.exitCode);
     }
+    if (healthyEvent) return byDocker();
     cursor = events.position;
     // Then the engine's own view: covers a broken event stream and events from before the subscription.
     const d = await engine.inspect(opts.containerId);
     if (d.oomKilled) throw new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} was killed for running out of memory (OOMKilled) ${formatElapsed(clock.now() - start)} after it was started`);
-    if (!d.running || d.restarting) {
-      if (d.restarting || d.restartCount > 0) throw new HealthCheckError('restarted', opts.service, clock.now() - start, `${opts.service} exited with code ${d.exitCode} and is restarting (restart count ${d.restartCount})`);
-      if (d.state !== 'created') throw exited(opts, clock.now() - start, d.exitCode);
+    // The container is new: any restart is a crash, also one already running again between two polls (an event
+    // stream that broke missed its die). Inspect's code is 0 then; the die event's, when it came, is the one.
+    if (d.restarting || d.restartCount > 0) {
+      const code = events.lastDie(opts.containerId, 0)?.exitCode ?? (d.restarting || !d.running ? d.exitCode : undefined);
+      const what = code === undefined ? 'was restarted' : `exited with code ${code}${exitNote(code)} and was restarted`;
+      throw new HealthCheckError('restarted', opts.service, clock.now() - start, `${opts.service} ${what} by its restart policy (restart count ${d.restartCount}) ${formatElapsed(clock.now() - start)} after it was started: a crash loop`);
     }
+    if (!d.running && d.state !== 'created') throw exited(opts, clock.now() - start, d.exitCode);
     if (opts.waitFor === 'running' && d.running) return clock.now() - start;
     if (opts.waitFor === 'healthy' && !d.hasHealthcheck && d.running) return clock.now() - start;
     if (d.health === 'healthy') return byDocker();
@@ -236,12 +243,23 @@ export async function monitorContainer(
   engine: EngineClient,
   events: ProjectEvents,
   clock: Clock,
-  opts: { service: string; containerId: string; windowMs: number; pollMs?: number; signal?: AbortSignal | undefined },
+  opts: {
+    service: string;
+    containerId: string;
+    windowMs: number;
+    pollMs?: number;
+    signal?: AbortSignal | undefined;
+    /**
+     * The container was created by this run (the rollout's case): every event of it and every restart since its start
+     * count, also those between its wait and this window (the put-back into nginx, a replica's wait).
+     */
+    fresh?: boolean;
+  },
 ): Promise<void> {
   const start = clock.now();
   // The position before the first inspect: an event that arrives while it runs is this window's.
-  const cursor = events.position;
-  const first = await engine.inspect(opts.containerId);
+  const cursor = opts.fresh ? 0 : events.position;
+  const first = opts.fresh ? { restartCount: 0 } : await engine.inspect(opts.containerId);
   const tail = `during the ${formatElapsed(opts.windowMs)} monitor window`;
   const interrupted = () => new CancelledError(`Interrupted while monitoring ${opts.service}.`);
   const oomEvent = () => new HealthCheckError('oom', opts.service, clock.now() - start, `${opts.service} ran out of memory (an oom event) ${tail}`);

@@ -87,6 +87,28 @@ describe('waitForHealthy', () => {
     expect(err.message).toMatch(/^web-1 exited with code 3 /);
   });
 
+  it('a die right after the healthy event, in the same batch of events, is a failure, not healthy', async () => {
+    const clock = fakeClock();
+    const engine = scripted(() => ({ health: 'starting' }), clock, [
+      { action: 'health_status: healthy', containerId: 'c1', service: 'web-1', exitCode: undefined, timeMs: 1 },
+      { action: 'die', containerId: 'c1', service: 'web-1', exitCode: 3, timeMs: 2 },
+    ]);
+    const events = new ProjectEvents(engine, 'p');
+    await new Promise((r) => setTimeout(r, 10));
+    const err = await waitForHealthy(engine, events, clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(HealthCheckError);
+    expect(err.message).toMatch(/^web-1 exited with code 3 /);
+  });
+
+  it('without events (a broken stream), a restart that is already running again between two polls is a crash loop', async () => {
+    const clock = fakeClock();
+    const engine = scripted((t) => ({ health: 'starting', ...(t >= 2000 ? { restartCount: 1, exitCode: 0 } : {}) }), clock);
+    const err = await waitForHealthy(engine, new ProjectEvents(engine, 'p'), clock, { service: 'web-1', containerId: 'c1', waitFor: 'healthy', deadlineMs: 60_000 }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'restarted' });
+    // Inspect's exit code is the new run's 0: none is named.
+    expect(err.message).toBe('web-1 was restarted by its restart policy (restart count 1) 2.0s after it was started: a crash loop');
+  });
+
   it('waits only for running when the plan has no health check', async () => {
     const clock = fakeClock();
     const engine = scripted(() => ({ health: 'none', hasHealthcheck: false }), clock);
@@ -173,6 +195,17 @@ describe('monitorContainer', () => {
     events.close();
     expect(err).toBeInstanceOf(CancelledError);
     expect(err.message).toBe('Interrupted while monitoring web-1.');
+  });
+
+  it('a container of this run (fresh) that crashed and restarted before the window began is a failure, with its die event\'s code', async () => {
+    const clock = fakeClock();
+    // Healthy and restarted already when the monitor starts (between its wait and the window: the put-back into nginx).
+    const engine = scripted(() => ({ health: 'healthy', restartCount: 1, exitCode: 0 }), clock, [{ action: 'die', containerId: 'c1', service: 'web-1', exitCode: 3, timeMs: 1 }]);
+    const events = new ProjectEvents(engine, 'p');
+    await new Promise((r) => setTimeout(r, 10));
+    const err = await monitorContainer(engine, events, clock, { service: 'web-1', containerId: 'c1', windowMs: 30_000, fresh: true }).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'restarted' });
+    expect(err.message).toBe('web-1 exited with code 3 and was restarted by its restart policy (restart count 0 → 1) during the 30.0s monitor window: a crash loop');
   });
 
   it('fails on OOMKilled inside the window', async () => {
