@@ -16,6 +16,10 @@ export interface ProbeTarget {
   /** `http://127.0.0.1:8001/health/`. */
   readonly url: string;
   readonly timeoutMs: number;
+  /** The Host header the check itself sends (`localhost:8000`): an app that checks it answers the probe as it answers Docker's check. */
+  readonly host: string;
+  /** An answer below this status counts: 400 for curl (`-f` fails at 400 and up, no redirect is followed), 300 for wget (it follows a redirect, whose end the probe does not ask). */
+  readonly okBelow: number;
 }
 
 /** The backoff of a probe: the pause after a failed request grows from `firstMs` by `factor` up to `maxMs`. */
@@ -36,8 +40,8 @@ export const DEFAULT_BACKOFF: ProbeBackoff = { firstMs: 50, factor: 1.5, maxMs: 
 const TIMEOUT_FLAGS = new Set(['--max-time', '-m', '--timeout', '-T']);
 /** Options that take a value and do not change what is asked: where the body goes, connect bounds, retries. */
 const VALUE_FLAGS = new Set(['-o', '--output', '-O', '--output-document', '--connect-timeout', '--retry', '--tries', '-t', '-w', '--write-out']);
-/** Flags without a value that do not change what is asked: fail on errors, quiet, silent, IPv4, wget's spider. */
-const BARE_FLAGS = /^(-[fsSq4]+|-O-|--fail|--silent|--show-error|--quiet|--spider|--no-verbose|-nv|--ipv4|-4)$/;
+/** Flags without a value that do not change what is asked: fail on errors, quiet, silent, IPv4 (not wget's --spider: a HEAD). */
+const BARE_FLAGS = /^(-[fsSq4]+|-O-|--fail|--silent|--show-error|--quiet|--no-verbose|-nv|--ipv4|-4)$/;
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '0.0.0.0', '[::1]', '::1']);
 /** Host addresses a published port is reachable on from this host at 127.0.0.1. */
 const REACHABLE_BINDS = new Set(['', '0.0.0.0', '127.0.0.1', '::', '[::]']);
@@ -88,11 +92,11 @@ export function probeTargetFor(test: readonly string[] | undefined, details: Pic
   const timeoutMs = Math.max(50, Math.min(maxTimeS !== undefined ? maxTimeS * 1000 : healthTimeoutMs || 30_000, healthTimeoutMs || 30_000));
   // A port published on IPv6 only (`[::]:8001:8000`) is asked on ::1: 127.0.0.1 may be another process's port.
   const host = bound.hostIp === '::' || bound.hostIp === '[::]' ? '[::1]' : '127.0.0.1';
-  return { url: `http://${host}:${bound.hostPort}${url.pathname}${url.search}`, timeoutMs };
+  return { url: `http://${host}:${bound.hostPort}${url.pathname}${url.search}`, timeoutMs, host: url.host, okBelow: /wget$/.test(words[0] as string) ? 300 : 400 };
 }
 
-/** One GET with a fresh connection: true for a status below 400 (what `curl -f` calls success). */
-export function probeOnce(url: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+/** One GET with a fresh connection, with the check's Host header: true for a status below `okBelow` (what the check's tool calls success). */
+export function probeOnce(target: ProbeTarget, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (ok: boolean) => {
@@ -104,12 +108,12 @@ export function probeOnce(url: string, timeoutMs: number, signal?: AbortSignal):
       resolve(ok);
     };
     const abort = () => finish(false);
-    const req = http.get(url, { agent: false, headers: { 'user-agent': 'arena-deploy-probe', connection: 'close' } }, (res) => {
+    const req = http.get(target.url, { agent: false, headers: { host: target.host, 'user-agent': 'arena-deploy-probe', connection: 'close' } }, (res) => {
       res.resume();
-      finish((res.statusCode ?? 500) < 400);
+      finish((res.statusCode ?? 500) < target.okBelow);
     });
     req.on('error', () => finish(false));
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = setTimeout(() => finish(false), target.timeoutMs);
     timer.unref();
     signal?.addEventListener('abort', abort, { once: true });
   });
@@ -122,7 +126,7 @@ export function probeOnce(url: string, timeoutMs: number, signal?: AbortSignal):
 export async function probeUntilOk(target: ProbeTarget, clock: Clock, signal: AbortSignal, backoff: ProbeBackoff = DEFAULT_BACKOFF, once = probeOnce): Promise<number | undefined> {
   let pause = backoff.firstMs;
   while (!signal.aborted) {
-    if (await once(target.url, target.timeoutMs, signal)) return signal.aborted ? undefined : clock.now();
+    if (await once(target, signal)) return signal.aborted ? undefined : clock.now();
     if (signal.aborted) break;
     await clock.sleep(pause, signal);
     pause = Math.min(pause * backoff.factor, backoff.maxMs);

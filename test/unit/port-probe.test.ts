@@ -12,13 +12,13 @@ const GUIDE = ['CMD', 'curl', '-f', '--max-time', '25', 'http://localhost:8000/h
 
 describe('probeTargetFor', () => {
   it("takes the guide's curl check to the published port, with curl's --max-time as the per-request bound", () => {
-    expect(probeTargetFor(GUIDE, published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 25_000 });
+    expect(probeTargetFor(GUIDE, published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 25_000, host: 'localhost:8000', okBelow: 400 });
   });
 
   it('reads CMD-SHELL and wget checks, a port published on every address, and an implicit port 80 with a query', () => {
-    expect(probeTargetFor(['CMD-SHELL', 'curl -fsS http://127.0.0.1:8000/health/ || exit 1'], published(5901, '0.0.0.0'), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 10_000 });
-    expect(probeTargetFor(['CMD-SHELL', "curl -f --max-time 5 'http://localhost:8000/health/'"], published(5901), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 5000 });
-    expect(probeTargetFor(['CMD', 'wget', '-q', '-T', '5', '-O-', 'http://localhost/ping?deep=1'], published(6080, '', 80), 30_000)).toEqual({ url: 'http://127.0.0.1:6080/ping?deep=1', timeoutMs: 5000 });
+    expect(probeTargetFor(['CMD-SHELL', 'curl -fsS http://127.0.0.1:8000/health/ || exit 1'], published(5901, '0.0.0.0'), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 10_000, host: '127.0.0.1:8000', okBelow: 400 });
+    expect(probeTargetFor(['CMD-SHELL', "curl -f --max-time 5 'http://localhost:8000/health/'"], published(5901), 10_000)).toEqual({ url: 'http://127.0.0.1:5901/health/', timeoutMs: 5000, host: 'localhost:8000', okBelow: 400 });
+    expect(probeTargetFor(['CMD', 'wget', '-q', '-T', '5', '-O-', 'http://localhost/ping?deep=1'], published(6080, '', 80), 30_000)).toEqual({ url: 'http://127.0.0.1:6080/ping?deep=1', timeoutMs: 5000, host: 'localhost', okBelow: 300 });
   });
 
   it("caps the per-request bound at the health check's own timeout, and keeps a bound below a second", () => {
@@ -48,7 +48,9 @@ describe('probeTargetFor', () => {
     expect(probeTargetFor(['CMD', 'curl', '-fk', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
     expect(probeTargetFor(['CMD', 'curl', '-X', 'POST', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
     expect(probeTargetFor(['CMD', 'timeout', '5', 'curl', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
-    expect(probeTargetFor(['CMD', '/usr/bin/curl', '-f', '--max-time=4', '-o', '/dev/null', 'http://localhost:8000/health/'], published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 4000 });
+    // wget's --spider sends HEAD, which a GET-only route refuses while a GET succeeds.
+    expect(probeTargetFor(['CMD', 'wget', '-q', '--spider', 'http://localhost:8000/health/'], published(8001), 30_000)).toBeUndefined();
+    expect(probeTargetFor(['CMD', '/usr/bin/curl', '-f', '--max-time=4', '-o', '/dev/null', 'http://localhost:8000/health/'], published(8001), 30_000)).toEqual({ url: 'http://127.0.0.1:8001/health/', timeoutMs: 4000, host: 'localhost:8000', okBelow: 400 });
     expect(probeTargetFor(undefined, published(8001), 30_000)).toBeUndefined();
   });
 });
@@ -59,7 +61,7 @@ describe('probeUntilOk', () => {
     let t = 0;
     const clock = { now: () => t, sleep: async (ms: number) => void (pauses.push(ms), (t += ms)) };
     let calls = 0;
-    const at = await probeUntilOk({ url: 'http://x/', timeoutMs: 1000 }, clock, new AbortController().signal, undefined, async () => ++calls > 12);
+    const at = await probeUntilOk({ url: 'http://x/', timeoutMs: 1000, host: 'x', okBelow: 400 }, clock, new AbortController().signal, undefined, async () => ++calls > 12);
     expect(calls).toBe(13);
     expect(pauses.map((p) => Math.round(p))).toEqual([50, 75, 113, 169, 200, 200, 200, 200, 200, 200, 200, 200]);
     expect(at).toBe(t);
@@ -68,7 +70,7 @@ describe('probeUntilOk', () => {
   it('ends without an answer when aborted', async () => {
     const ctl = new AbortController();
     const clock = { now: () => 0, sleep: async () => void ctl.abort() };
-    await expect(probeUntilOk({ url: 'http://x/', timeoutMs: 1000 }, clock, ctl.signal, undefined, async () => false)).resolves.toBeUndefined();
+    await expect(probeUntilOk({ url: 'http://x/', timeoutMs: 1000, host: 'x', okBelow: 400 }, clock, ctl.signal, undefined, async () => false)).resolves.toBeUndefined();
   });
 });
 
@@ -88,17 +90,34 @@ describe('probeOnce and a health wait that ends at the first answer (a real http
     let status = 200;
     let delay = 0;
     const port = await listen((_req, res) => void setTimeout(() => res.writeHead(status).end('ok'), delay));
-    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(true);
+    const curl = (timeoutMs: number) => ({ url: `http://127.0.0.1:${port}/health/`, timeoutMs, host: 'localhost:8000', okBelow: 400 });
+    expect(await probeOnce(curl(2000))).toBe(true);
     status = 302;
-    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(true);
+    expect(await probeOnce(curl(2000))).toBe(true);
     status = 500;
-    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(false);
+    expect(await probeOnce(curl(2000))).toBe(false);
     status = 200;
     delay = 1500;
-    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 300)).toBe(false);
+    expect(await probeOnce(curl(300))).toBe(false);
     await new Promise((r) => server!.close(r));
     server = undefined;
-    expect(await probeOnce(`http://127.0.0.1:${port}/health/`, 2000)).toBe(false);
+    expect(await probeOnce(curl(2000))).toBe(false);
+  });
+
+  it("a wget check's redirect is not an answer (wget follows it, the probe does not), and the Host is the check's own", async () => {
+    const hosts: string[] = [];
+    let status = 302;
+    const port = await listen((req, res) => {
+      hosts.push(req.headers.host ?? '');
+      res.writeHead(status, status === 302 ? { location: 'https://elsewhere/' } : {}).end();
+    });
+    const target = probeTargetFor(['CMD', 'wget', '-q', '-O-', 'http://localhost:8000/health/'], published(port), 30_000);
+    expect(target).toMatchObject({ okBelow: 300, host: 'localhost:8000' });
+    expect(await probeOnce(target!)).toBe(false);
+    status = 200;
+    expect(await probeOnce(target!)).toBe(true);
+    // An app that checks the Host (Django's ALLOWED_HOSTS) sees what Docker's check sends, not 127.0.0.1:PORT.
+    expect(hosts).toEqual(['localhost:8000', 'localhost:8000']);
   });
 
   /** An engine whose container stays "starting" (Docker's next check is far away) and publishes `port`. */
