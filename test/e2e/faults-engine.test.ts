@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, inspectProject, OPTIMIZED, root, startCli, tempStateDir, useFleet } from './helpers.js';
+import { cli, inspectProject, inspectSettled, OPTIMIZED, root, startCli, tempStateDir, useFleet } from './helpers.js';
 
 const PIDFILE = '/var/run/docker.pid';
 
@@ -67,7 +67,7 @@ describe('the Docker engine restarted mid-rollout', () => {
     expect(r.stderr).toMatch(/warning: the Docker engine at unix:\/\/\/var\/run\/docker\.sock stopped answering \(.*\); retrying for up to 1m00s\./);
     expect(r.stderr).toMatch(/The Docker engine at unix:\/\/\/var\/run\/docker\.sock answers again \(after \d+\.\ds\); carrying on\./);
     expect(r.stdout.trim().split('\n').pop()).toBe(`Rolled out ${project}: web-1…web-3 on the new config.`);
-    const fleet = await inspectProject(project);
+    const fleet = await inspectSettled(project);
     for (const [s, c] of fleet) expect(c.State.Health?.Status, s).toBe('healthy');
     expect(revisions(fleet)).toEqual({ 'web-1': 'v2', 'web-2': 'v2', 'web-3': 'v2', 'web-4': 'optimized', 'web-5': 'optimized', 'web-6': 'optimized' });
   }, 600_000);
@@ -94,7 +94,7 @@ describe('the Docker engine restarted mid-rollout', () => {
 
     const resumed = await cli(['rollout', '--resume', '--project', project, '--state-dir', state, '--monitor', '1s'], env);
     expect(resumed.exitCode, resumed.stderr).toBe(0);
-    const fleet = await inspectProject(project);
+    const fleet = await inspectSettled(project);
     for (const [s, c] of fleet) expect(c.State.Health?.Status, s).toBe('healthy');
     expect(Object.values(revisions(fleet))).toEqual(Array(6).fill('v3'));
     expect((await cli(['status', '--project', project, '--state-dir', state], env)).exitCode).toBe(0);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, composeDown, fleetEnv, inspectProject, killRunningCli, OPTIMIZED, requireEngine, tempStateDir, uniqueProject } from './helpers.js';
+import { cli, composeDown, fleetEnv, inspectProject, inspectSettled, killRunningCli, OPTIMIZED, requireEngine, tempStateDir, uniqueProject } from './helpers.js';
 
 const FIXTURE = 'arena-deploy/backend:fixture';
 
@@ -76,7 +76,7 @@ describe('the backup cannot be written, and the rollback itself fails', () => {
     await execa('docker', ['tag', FIXTURE, tag]);
     const back = await cli(['rollback', '--project', project, '--state-dir', state], env);
     expect(back.exitCode, back.stderr).toBe(0);
-    const fixed = await inspectProject(project);
+    const fixed = await inspectSettled(project);
     expect(fixed.get('web-1')!.Config.Env).not.toContain('ARENA_UNHEALTHY=1');
     for (const [s, c] of fixed) expect(c.State.Health?.Status, s).toBe('healthy');
   }, 600_000);

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { cli, inspectProject, OPTIMIZED, startCli, tempStateDir, useFleet, type Inspected } from './helpers.js';
+import { cli, inspectProject, inspectSettled, OPTIMIZED, startCli, tempStateDir, useFleet, type Inspected } from './helpers.js';
 
 const WEB = ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6'];
 
@@ -32,7 +32,7 @@ function idsOf(fleet: Map<string, Inspected>): Record<string, string> {
 
 /** Every container of the project running and healthy, on the given revision per web service. */
 async function expectFleet(project: string, revision: (service: string) => string): Promise<Map<string, Inspected>> {
-  const fleet = await inspectProject(project);
+  const fleet = await inspectSettled(project);
   expect([...fleet.keys()].sort()).toEqual(['nginx', 'redis', ...WEB].sort());
   for (const [s, c] of fleet) {
     expect(c.State.Status, s).toBe('running');

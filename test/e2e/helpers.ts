@@ -87,6 +87,20 @@ export async function inspectProject(project: string): Promise<Map<string, Inspe
   return out;
 }
 
+/**
+ * The project's containers once Docker's health of each has settled (none "starting", 20 s at most): the tool may
+ * call a container healthy by its health URL's answer before Docker ran a passing check (README: health probe), so
+ * right after a run Docker can still say "starting" for up to an interval.
+ */
+export async function inspectSettled(project: string): Promise<Map<string, Inspected>> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const fleet = await inspectProject(project);
+    if (Date.now() >= until || ![...fleet.values()].some((c) => c.State.Health?.Status === 'starting')) return fleet;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** CLI runs still going: a test that timed out must not leave one changing a fleet while it is removed. */
 const running = new Set<{ kill: (signal?: NodeJS.Signals) => boolean }>();
 

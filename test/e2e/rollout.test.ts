@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, statSync, existsSync, writeFileSync, rmSync 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, FIXTURE_SECRET, fleetEnv, get, inspectProject, NEVER_HEALTHY, OPTIMIZED, ORIGINAL, tempStateDir, twins, uniqueProject, useFleet } from './helpers.js';
+import { cli, FIXTURE_SECRET, fleetEnv, get, inspectProject, inspectSettled, NEVER_HEALTHY, OPTIMIZED, ORIGINAL, tempStateDir, twins, uniqueProject, useFleet } from './helpers.js';
 
 const MB = 1024 ** 2;
 const WEB_NEW = ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6'];
@@ -50,7 +50,7 @@ describe('rollout of the original twin to the optimized twin', () => {
     // Plain timestamped lines without a terminal.
     expect(r.stderr).toMatch(/\[\d\d:\d\d:\d\d\] .*web-1: updated, healthy after/);
 
-    const after = await inspectProject(project);
+    const after = await inspectSettled(project);
     expect([...after.keys()].sort()).toEqual(['nginx', 'redis', ...WEB_NEW].sort());
     for (const s of WEB_NEW) {
       const c = after.get(s)!;
@@ -160,7 +160,7 @@ describe('a target whose web container never becomes healthy', () => {
     expect(`${r.stdout}${r.stderr}`).not.toContain(FIXTURE_SECRET);
     expect(r.stderr).not.toMatch(/^\s+at /m);
 
-    const after = await inspectProject(project);
+    const after = await inspectSettled(project);
     // web-1 was recreated twice (target, then backup); it runs the old config again and is healthy.
     expect(after.get('web-1')!.Id).not.toBe(before.get('web-1')!.Id);
     expect(after.get('web-1')!.Config.Env).not.toContain('ARENA_UNHEALTHY=1');
@@ -189,7 +189,7 @@ describe('a web service that crash-loops after its monitor window', () => {
     const r = await cli(['rollout', '-f', OPTIMIZED, '-f', override, '--project', project, '--state-dir', state, '--monitor', '1s'], env);
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(5);
     expect(r.stderr).toMatch(/^error: Rolled back: The fleet is not as planned after the rollout: web-3 restarted \d+ time\(s\) since it passed its monitor window \(last exit code 3\)/m);
-    const after = await inspectProject(project);
+    const after = await inspectSettled(project);
     for (const s of ['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6']) {
       expect(after.get(s)!.Config.Env, s).toContain('ARENA_REVISION=optimized');
       expect(after.get(s)!.State.Health?.Status, s).toBe('healthy');
@@ -213,7 +213,7 @@ describe('arena-deploy rollback', () => {
     const back = await cli(['rollback', '--project', project, '--state-dir', state], env);
     expect(back.exitCode, back.stderr).toBe(0);
     expect(back.stdout).toMatch(new RegExp(`^Restored ${project} to the backup of .*: every service runs the backed-up config and is healthy\\.$`, 'm'));
-    const after = await inspectProject(project);
+    const after = await inspectSettled(project);
     expect(after.get('web-1')!.Config.Env).toContain('ARENA_REVISION=optimized');
     for (const [s, c] of after) expect(c.State.Health?.Status, s).toBe('healthy');
 
