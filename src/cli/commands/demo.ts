@@ -42,6 +42,6 @@ export async function demoCommand(ctx: Context, opts: DemoOptions): Promise<numb
   // Asking "Roll out?" is for a person's own fleet; the demo's rollout is what the demo was asked to show.
   const code = await rolloutCommand(ctx, { files: [DEMO_FILES.optimized], project: opts.project, stateDir: opts.stateDir, yes: true });
   const prefix = ctx.env['ARENA_PORT_PREFIX'] ?? '80';
-  ctx.io.stdout.write(`\nTry it: curl http://127.0.0.1:${prefix}80/ (nginx) or curl http://127.0.0.1:${prefix}01/health/ (web-1). \`arena-deploy demo --down${opts.project === 'arena-demo' ? '' : ` -p ${opts.project}`}\` removes the demo.\n`);
+  ctx.io.stdout.write(`\nTry it: curl http://127.0.0.1:${prefix}80/ (nginx) or curl http://127.0.0.1:${prefix}01/health/ (web-1). \`arena-deploy demo --down${opts.project === 'arena-demo' ? '' : ` -p ${opts.project}`}${opts.stateDir ? ` --state-dir ${opts.stateDir}` : ''}\` removes the demo.\n`);
   return code;
 }
